@@ -1,0 +1,32 @@
+"""Checks the schema cannot express; each failure names the key and what is allowed."""
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _fail(key, problem, allowed):
+    raise ConfigError(f"config key `{key}`: {problem}; allowed: {allowed}")
+
+
+def check_config(config):
+    models = config["models"]
+    names = ", ".join(sorted(models))
+    if config["teacher"] not in models:
+        _fail("teacher", f"{config['teacher']!r} is not a key of `models`", names)
+    for s in config["students"]:
+        if s not in models:
+            _fail("students", f"{s!r} is not a key of `models`", names)
+    for name, m in models.items():
+        key = f"models.{name}"
+        if m["backend"] in ("hf", "vllm") and not m.get("path"):
+            _fail(f"{key}.path", f"the {m['backend']} backend needs a model path", "a hub id or a local folder")
+        if m["backend"] == "openai" and not m.get("base_url"):
+            _fail(f"{key}.base_url", "the openai backend needs an endpoint URL", "an http(s):// URL such as http://localhost:8000/v1")
+        if m["backend"] == "openai" and m.get("base_url") and not m["base_url"].startswith(("http://", "https://")):
+            _fail(f"{key}.base_url", f"{m['base_url']!r} is not a URL", "an http(s):// URL")
+        if "thinking" in m and "qwen3" not in (name + m.get("path", "")).lower():
+            _fail(f"{key}.thinking", "only Qwen3 hybrid models have a thinking mode", "remove the key for this model")
+        if m["backend"] == "expert" and name in config["students"]:
+            _fail("students", f"{name!r} is the oracle expert, which cannot be a student", "hf, vllm or openai models")
+    return config

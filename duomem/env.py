@@ -1,0 +1,190 @@
+"""ALFWorld text games on `game.tw-pddl` files, each in its own worker process.
+
+alfworld's `AlfredTWEnv` needs `traj_data.json` beside every game, walks folders in filesystem
+order and drops its expert type, so games are registered directly with textworld here. Resets
+cost 1-2.5 s, so every episode slot owns a worker process: resets and steps of different
+episodes overlap each other and the model's forward passes.
+"""
+
+import multiprocessing as mp
+import random
+from multiprocessing.connection import wait
+
+NOTHING_HAPPENS = "Nothing happens."
+
+
+class EnvError(RuntimeError):
+    """A game could not be loaded or stepped."""
+
+
+def task_params_from_folder(game_file):
+    """The handcoded expert's targets, read from the game folder's name
+    (`<task_type>-<Object>-<MovableRecep>-<Recep>-<scene>`) instead of the `traj_data.json`
+    alfworld expects beside every game."""
+    from pathlib import Path
+
+    task_type, obj, mrecep, recep, _ = Path(game_file).parent.parent.name.split("-")
+    lit = task_type == "look_at_obj_in_light"
+    return {"task_type": task_type, "object_target": obj, "object_sliced": False,
+            "mrecep_target": "" if mrecep == "None" else mrecep,
+            "parent_target": "" if lit else recep, "toggle_target": recep if lit else ""}
+
+
+def _expert_wrapper():
+    from alfworld.agents.environment.alfred_tw_env import AlfredExpert
+    from alfworld.agents.expert import HandCodedTWAgent
+    from alfworld.gen import constants
+
+    class FolderHandCodedAgent(HandCodedTWAgent):
+        def reset(self, game="INVALID"):
+            params = task_params_from_folder(game)
+            self.task_params = {k: v.lower() if v in constants.OBJECTS else v for k, v in params.items()}
+            self.policy = self.get_task_policy(self.task_params)(self.task_params, max_steps=self.max_steps)
+
+    class FolderAlfredExpert(AlfredExpert):
+        def load(self, gamefile):
+            super().load(gamefile)
+            self._handcoded_expert = FolderHandCodedAgent(max_steps=200)
+
+    return FolderAlfredExpert(expert_type="handcoded")
+
+
+def make_game_env(game_file, max_steps, expert):
+    import textworld
+    import textworld.gym
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+
+    extras = ["gamefile", "expert_plan"] if expert else ["gamefile"]
+    infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=extras)
+    wrappers = [AlfredDemangler(shuffle=False), AlfredInfos]
+    if expert:
+        wrappers.append(_expert_wrapper())
+    env_id = textworld.gym.register_game(
+        str(game_file), infos, batch_size=1, asynchronous=False,
+        max_episode_steps=max_steps + 1,  # our own counter ends the episode; keep textworld out of the way
+        wrappers=wrappers,
+    )
+    return textworld.gym.make(env_id)
+
+
+def _unbatch(obs, infos, expert):
+    out = {
+        "observation": obs[0],
+        "won": bool(infos["won"][0]),
+        "admissible": list(infos["admissible_commands"][0] or []),
+    }
+    if expert:
+        plan = infos.get("extra.expert_plan", [[]])[0]
+        out["expert_plan"] = list(plan or [])
+    return out
+
+
+class Game:
+    """One ALFWorld game: reset -> first observation; step -> observation, won, admissible commands."""
+
+    def __init__(self, game_file, max_steps=30, expert=False, seed=0):
+        self.game_file, self.expert = str(game_file), expert
+        random.seed(seed)  # the handcoded expert draws from the global `random`
+        try:
+            self.env = make_game_env(game_file, max_steps, expert)
+            obs, infos = self.env.reset()
+        except Exception as e:  # textworld raises many kinds on a bad file
+            raise EnvError(f"Could not load ALFWorld game {game_file}: {type(e).__name__}: {e}") from None
+        self.first = _unbatch(obs, infos, expert)
+
+    def step(self, action):
+        try:
+            obs, _, _, infos = self.env.step([action])
+        except Exception as e:
+            if self.expert and "Timeout" in str(e):  # the handcoded expert gives up after 200 steps
+                return {"observation": NOTHING_HAPPENS, "won": False, "admissible": [], "expert_plan": []}
+            raise EnvError(f"ALFWorld game {self.game_file} failed on {action!r}: {type(e).__name__}: {e}") from None
+        return _unbatch(obs, infos, self.expert)
+
+    def close(self):
+        self.env.close()
+
+
+def _worker(conn, max_steps, expert):
+    game = None
+    while True:
+        msg = conn.recv()
+        try:
+            if msg[0] == "reset":
+                if game is not None:
+                    game.close()
+                game = Game(msg[1], max_steps, expert, seed=msg[2])
+                conn.send(("ok", game.first))
+            elif msg[0] == "step":
+                conn.send(("ok", game.step(msg[1])))
+            elif msg[0] == "close":
+                break
+        except Exception as e:
+            conn.send(("error", str(e)))
+    if game is not None:
+        game.close()
+    conn.close()
+
+
+class EnvPool:
+    """`size` worker processes; requests go out at once and answers are collected as they arrive."""
+
+    def __init__(self, size, max_steps=30, expert=False):
+        ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads
+        self.conns, self.procs = [], []
+        for _ in range(size):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, max_steps, expert), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.busy = set()
+
+    def __len__(self):
+        return len(self.conns)
+
+    def reset(self, slot, game_file, seed):
+        self._send(slot, ("reset", str(game_file), seed))
+
+    def step(self, slot, action):
+        self._send(slot, ("step", action))
+
+    def _send(self, slot, msg):
+        assert slot not in self.busy, f"slot {slot} already has a request in flight"
+        self.conns[slot].send(msg)
+        self.busy.add(slot)
+
+    def collect(self, slots=None, block=True):
+        """Answers that have arrived, as {slot: result}. With block, wait until at least one
+        answer from `slots` (default: any busy slot) is in."""
+        waiting = set(self.busy if slots is None else slots) & self.busy
+        ready = {}
+        timeout = None if (block and waiting) else 0
+        for conn in wait([self.conns[s] for s in self.busy], timeout=timeout):
+            slot = self.conns.index(conn)
+            try:
+                status, payload = conn.recv()
+            except EOFError:
+                raise EnvError(f"ALFWorld worker {slot} died (out of memory or killed)") from None
+            self.busy.discard(slot)
+            if status == "error":
+                raise EnvError(payload)
+            ready[slot] = payload
+        return ready
+
+    def close(self):
+        for conn, proc in zip(self.conns, self.procs):
+            try:
+                conn.send(("close",))
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

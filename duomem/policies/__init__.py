@@ -1,0 +1,43 @@
+"""Backends behind one interface (see base.Policy); `make_policy` builds one from explicit arguments."""
+
+from .base import Completion, Policy
+
+BACKENDS = ("hf", "openai", "expert", "vllm")
+
+
+def make_policy(backend, **kwargs):
+    if backend == "expert":
+        from .expert import ExpertPolicy
+
+        return ExpertPolicy()
+    if backend == "hf":
+        from .hf import HFPolicy
+
+        return HFPolicy(**kwargs)
+    if backend == "openai":
+        from .openai_backend import OpenAIPolicy
+
+        return OpenAIPolicy(**kwargs)
+    if backend == "vllm":
+        raise NotImplementedError("the vllm backend is not built yet (cluster-scale issue)")
+    raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+
+
+def policy_from_params(p, threads=1, adapter=None):
+    """Build a policy from a rule's flat parameters (model path, endpoint, generation settings)."""
+    backend = p["backend"]
+    template = {} if p.get("thinking") is None else {"enable_thinking": bool(p["thinking"])}
+    if backend == "hf":
+        return make_policy("hf", path=p["path"], adapter=adapter, threads=threads, batch_size=p["batch_size"],
+                           max_new_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
+                           chat_template_kwargs=template)
+    if backend == "openai":
+        extra = {"chat_template_kwargs": template} if template else None
+        return make_policy("openai", base_url=p["base_url"], model=p.get("served_name") or p["path"],
+                           api_key_env=p["api_key_env"], concurrency=p["concurrency"],
+                           max_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
+                           extra_body=extra)
+    return make_policy(backend)
+
+
+__all__ = ["BACKENDS", "Completion", "Policy", "make_policy", "policy_from_params"]

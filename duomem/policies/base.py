@@ -1,0 +1,31 @@
+"""The one interface every backend implements: a batch of conversations in, one completion each out."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Policy:
+    """`act(conversations, infos)` -> list of Completion, one per conversation, in order.
+
+    `conversations` are lists of {"role", "content"} messages ending with a user turn. `infos`
+    holds the environment's side information for each episode (the oracle expert reads its plan
+    there; model backends ignore it). A backend is free to batch or parallelise the list.
+    """
+
+    name = "policy"
+
+    def act(self, conversations, infos=None):
+        raise NotImplementedError
+
+    def describe(self):
+        """What identifies this policy in provenance records."""
+        return {"backend": self.name}
+
+    def close(self):
+        pass
