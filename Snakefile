@@ -15,6 +15,8 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
+include: "rules/teacher.smk"
+include: "rules/memory.smk"
 include: "rules/eval.smk"
 include: "rules/tables.smk"
 

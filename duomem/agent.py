@@ -61,6 +61,7 @@ class Episode:
             "actions": [t["action"] for t in self.turns],
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "first_observation": self.first_observation, "turns": self.turns,
+            **self.task.get("meta", {}),
         }
 
 

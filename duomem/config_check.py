@@ -29,4 +29,7 @@ def check_config(config):
             _fail(f"{key}.thinking", "only Qwen3 hybrid models have a thinking mode", "remove the key for this model")
         if m["backend"] == "expert" and name in config["students"]:
             _fail("students", f"{name!r} is the oracle expert, which cannot be a student", "hf, vllm or openai models")
+    for m in config["memory"]["k_ablation_models"]:
+        if m not in models:
+            _fail("memory.k_ablation_models", f"{m!r} is not a key of `models`", names)
     return config

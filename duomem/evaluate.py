@@ -78,3 +78,22 @@ def evaluate(manifest, episodes_out, summary_out, provenance_out, make_policy, *
         params=params, summary=rows[0]))
     log_path.unlink(missing_ok=True)
     return rows
+
+
+def evaluate_with_memory(manifest, episodes_out, summary_out, provenance_out, make_policy, *, memory,
+                         reference=None, memories=None, bank=None, queries=None, **kwargs):
+    """`evaluate` under a memory configuration label (see duomem.memory_config)."""
+    from .memory import load_memories
+    from .memory_config import context_builder, load_vectors
+    from .references import load_references
+
+    tasks = read_jsonl(manifest)
+    bank_vectors = query_vectors = query_ids = None
+    if bank:
+        bank_vectors, _ = load_vectors(bank)
+        query_vectors, query_ids = load_vectors(queries)
+    context_for = context_builder(memory, tasks, references=load_references(Path(reference)) if reference else None,
+                                  memories=load_memories(memories) if memories else None,
+                                  bank_vectors=bank_vectors, query_vectors=query_vectors, query_ids=query_ids)
+    return evaluate(manifest, episodes_out, summary_out, provenance_out, make_policy, context_for=context_for,
+                    **kwargs)

@@ -68,3 +68,11 @@ def make_tiny_random(tokenizer_dir, out_dir, seed=0, hidden_size=64, layers=2):
     model = LlamaForCausalLM(config)
     model.generation_config.do_sample = False
     return _save(model, tokenizer, out_dir)
+
+
+def token_counter(tokenizer_path):
+    """len(tokens) of a text under the given tokenizer (used for the overhead figures of table 3)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,28 +1,88 @@
-"""Paper tables built only from results files."""
+"""Paper tables, built only from results files. Each writes a CSV and a Markdown rendering."""
+
+import json
+from pathlib import Path
 
 import pandas as pd
 
 from .io import write_text_atomic
 
 
-def _fmt_md(df):
-    return df.to_markdown(index=False) + "\n"
-
-
-def table1(summary_paths, models, teacher, csv_out, md_out):
-    """Table 1 (main results) on the test split. Columns appear as their evaluations exist:
-    for now No Memory; MemP, +CD, +LoRA and DuoMem come with the distillation stages."""
-    rows = []
-    for model, path in zip(models, summary_paths):
-        overall = pd.read_csv(path).set_index("group").loc["all"]
-        rows.append({
-            "model": model, "role": "teacher" if model == teacher else "student", "n_tasks": int(overall["n"]),
-            "no_memory_success_pct": overall["success_pct"],
-            "no_memory_ci95_low": overall["ci_low_pct"], "no_memory_ci95_high": overall["ci_high_pct"],
-            "no_memory_mean_steps": overall["mean_steps"], "no_memory_mean_seconds": overall["mean_seconds"],
-        })
-    df = pd.DataFrame(rows)
+def _write(df, csv_out, md_out, title):
     write_text_atomic(csv_out, df.to_csv(index=False))
-    write_text_atomic(md_out, "# Table 1: success rate (%) on valid_unseen (test), 95% Wilson intervals\n\n"
-                      + _fmt_md(df))
+    write_text_atomic(md_out, f"# {title}\n\n" + df.to_markdown(index=False) + "\n")
     return df
+
+
+def _overall(summary_path):
+    return pd.read_csv(summary_path).set_index("group").loc["all"]
+
+
+def _delta_pct(new, old):
+    return round(100 * (new - old) / old, 1) if old else float("nan")
+
+
+def table1(columns, models, teacher, csv_out, md_out):
+    """Table 1 (main results, test split). `columns` maps a column name (no_memory, memp, memp_cd, …)
+    to the summary paths of `models` in order; a column appears only when its evaluations exist."""
+    rows = []
+    for i, model in enumerate(models):
+        row = {"model": model, "role": "teacher" if model == teacher else "student"}
+        for col, paths in columns.items():
+            if paths[i] is None:
+                continue
+            s = _overall(paths[i])
+            row["n_tasks"] = int(s["n"])
+            row[f"{col}_success_pct"] = s["success_pct"]
+            row[f"{col}_ci95"] = f"[{s['ci_low_pct']}, {s['ci_high_pct']}]"
+            row[f"{col}_mean_steps"] = s["mean_steps"]
+        rows.append(row)
+    return _write(pd.DataFrame(rows), csv_out, md_out,
+                  "Table 1: success rate (%) on valid_unseen (test), 95% Wilson intervals")
+
+
+def table9(pairs, csv_out, md_out):
+    """Table 9 (CD ablation): `pairs` is [(model, kind, student_summary, teacher_summary)]."""
+    rows = []
+    for model, kind, own, cd in pairs:
+        a, b = _overall(own)["success_pct"], _overall(cd)["success_pct"]
+        rows.append({"model": model, "memory": kind, "student_memories_pct": a, "teacher_memories_pct": b,
+                     "delta_cd_pct_points": round(b - a, 2), "delta_cd_relative_pct": _delta_pct(b, a)})
+    return _write(pd.DataFrame(rows), csv_out, md_out,
+                  "Table 9: context distillation, student vs teacher memories (valid_unseen success %)")
+
+
+def table6(stats_path, teacher, csv_out, md_out):
+    """Table 6: teacher trajectory collection statistics."""
+    s = json.loads(Path(stats_path).read_text())["stats"]
+    row = {"teacher": teacher, "tasks": s["tasks"], "attempts_per_task": s["attempts_per_task"],
+           "instances": s["instances"]}
+    for k, n in s["solved_at_try"].items():
+        row[f"solved_try_{k}"] = n
+    for k, pct in s["cumulative_success_pct"].items():
+        row[f"cumulative_success_pct_try_{k}"] = pct
+    row.update({"successful_trajectories": s["successful_trajectories"],
+                "mean_steps_successful": s["mean_steps_successful"]})
+    return _write(pd.DataFrame([row]), csv_out, md_out, "Table 6: teacher trajectory collection")
+
+
+def table3_context(banks, references_path, count_tokens, k, csv_out, md_out):
+    """Table 3 (context overhead): mean script tokens per bank, reference trajectory tokens,
+    extra prompt tokens per task at k (k scripts + one reference trajectory), store size on disk."""
+    from .memory import load_memories
+    from .prompts import memory_block
+    from .references import load_references
+
+    refs = load_references(Path(references_path))
+    ref_tokens = {t: sum(count_tokens(m["content"]) for m in msgs) for t, msgs in refs.items()}
+    mean_ref = sum(ref_tokens.values()) / len(ref_tokens)
+    rows = []
+    for name, path in banks:
+        mem = load_memories(path)
+        script_tokens = sum(m["tokens"] for m in mem) / len(mem)
+        block = count_tokens(memory_block([m["script"] for m in mem[:k]]))
+        rows.append({"memory_bank": name, "memories": len(mem), "mean_script_tokens": round(script_tokens, 1),
+                     "reference_trajectory_tokens": round(mean_ref, 1),
+                     f"extra_tokens_per_task_k{k}": round(block + mean_ref),
+                     "memory_store_mb": round(Path(path).stat().st_size / 1e6, 3)})
+    return _write(pd.DataFrame(rows), csv_out, md_out, "Table 3: context overhead (tokens of the token_counter tokenizer)")

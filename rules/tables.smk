@@ -1,6 +1,6 @@
 rule table1:
     input:
-        summaries=[eval_file("summary.csv", TEST_SPLIT, m) for m in evaluated_models()],
+        summaries=[p for paths in table1_columns().values() for p in paths if p],
     output:
         csv="results/table1.csv",
         md="results/table1.md",
@@ -13,7 +13,72 @@ rule table1:
         mem_mb=500,
         runtime=5,
     params:
+        columns=table1_columns(),
         models=evaluated_models(),
-        teacher=config["teacher"],
+        teacher=TEACHER,
     script:
-        "../scripts/table1.py"
+        "../scripts/tables.py"
+
+
+rule table3:
+    input:
+        banks=[f"results/memory/{b}/memories.json" for b in memory_banks()],
+        references=REFERENCES,
+        token_counter=pipeline_path(config["memory"]["token_counter"]),
+    output:
+        csv="results/table3.csv",
+        md="results/table3.md",
+    log:
+        "results/logs/tables/table3.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        names=memory_banks(),
+        k=K,
+        token_counter=token_counter_param,
+    script:
+        "../scripts/tables.py"
+
+
+rule table6:
+    input:
+        stats=f"results/trajectories/{TEACHER}/stats.json",
+    output:
+        csv="results/table6.csv",
+        md="results/table6.md",
+    log:
+        "results/logs/tables/table6.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        teacher=TEACHER,
+    script:
+        "../scripts/tables.py"
+
+
+rule table9:
+    input:
+        summaries=[p for pair in table9_pairs() for p in pair[2:]],
+    output:
+        csv="results/table9.csv",
+        md="results/table9.md",
+    log:
+        "results/logs/tables/table9.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        pairs=table9_pairs(),
+    script:
+        "../scripts/tables.py"

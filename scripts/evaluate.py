@@ -1,17 +1,19 @@
 from duomem.cli import run
-from duomem.evaluate import evaluate
+from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
 
 
 def main(sm):
     p = dict(sm.params)
-    out = sm.output
-    evaluate(sm.input.manifest, out.episodes, out.summary, out.provenance,
-             lambda: policy_from_params(p, threads=sm.threads), split=sm.wildcards.split,
-             max_steps=p["max_steps"], seed=p["seed"], num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
-             run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter,
-                         "memory": sm.wildcards.memory, **p},
-             expert=p["backend"] == "expert")
+    inp, out = sm.input, sm.output
+    evaluate_with_memory(
+        inp.manifest, out.episodes, out.summary, out.provenance,
+        lambda: policy_from_params(p, threads=sm.threads), memory=sm.wildcards.memory,
+        reference=inp.get("reference"), memories=inp.get("memories"), bank=inp.get("bank"),
+        queries=inp.get("queries"), split=sm.wildcards.split, max_steps=p["max_steps"], seed=p["seed"],
+        num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
+        run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "memory": sm.wildcards.memory, **p},
+        expert=p["backend"] == "expert")
 
 
 # Guarded: environment workers are spawned processes that re-import this file.

@@ -1,0 +1,18 @@
+from duomem.cli import run
+from duomem.memory import make_memory_bank
+from duomem.models import token_counter
+from duomem.policies import policy_from_params
+
+
+def main(sm):
+    p = dict(sm.params)
+    method = "keysteps" if p["backend"] == "expert" else "llm"
+    make_memory_bank(sm.input.trajectories, sm.output[0], method,
+                     make_policy=lambda: policy_from_params(p, threads=sm.threads),
+                     count_tokens=token_counter(p["token_counter"]), batch_size=p["batch_size"],
+                     fingerprint_params={"model": sm.wildcards.model, **p})
+
+
+# Guarded: spawned worker processes re-import this file.
+if __name__ == "__main__":
+    run(lambda: main(snakemake), snakemake.log[0])

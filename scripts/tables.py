@@ -1,0 +1,23 @@
+"""One script for every table rule: the rule's name picks the library function."""
+
+from duomem import tables
+from duomem.cli import run
+
+
+def main(sm):
+    p, out = sm.params, sm.output
+    if sm.rule == "table1":
+        tables.table1(p.columns, p.models, p.teacher, out.csv, out.md)
+    elif sm.rule == "table3":
+        from duomem.models import token_counter
+
+        tables.table3_context(list(zip(p.names, sm.input.banks)), sm.input.references,
+                              token_counter(p.token_counter), p.k, out.csv, out.md)
+    elif sm.rule == "table6":
+        tables.table6(sm.input.stats, p.teacher, out.csv, out.md)
+    elif sm.rule == "table9":
+        tables.table9(p.pairs, out.csv, out.md)
+
+
+if __name__ == "__main__":
+    run(lambda: main(snakemake), snakemake.log[0])
