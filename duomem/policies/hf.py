@@ -1,31 +1,37 @@
-"""transformers backend: chat template, left-padded batched generation, optional peft adapter."""
+"""transformers backend: chat template, batched generation, key/value cache reuse across turns
+(kv.py), optional peft adapter. `kv_reuse=False` re-encodes the whole prompt every turn with plain
+`generate` (the naive baseline the benchmark compares against)."""
 
 import torch
 
 from .base import Completion, Policy
+from .kv import KVEngine
+
+
+def action_line_ended(text):
+    """True once the text holds an "Action:" line that has ended: the agent's turn is complete."""
+    i = text.lower().find("action:")
+    rest = text[i + len("action:"):].lstrip() if i >= 0 else ""
+    return bool(rest) and "\n" in rest
 
 
 class _StopAfterAction:
-    """Per-sequence stop once the new text holds an "Action:" line that has ended."""
+    """generate() stopping criterion: per sequence, stop once its action line has ended."""
 
     def __init__(self, tokenizer, prompt_len):
         self.tokenizer, self.prompt_len = tokenizer, prompt_len
 
     def __call__(self, input_ids, scores, **kwargs):
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        done = []
-        for t in texts:
-            i = t.lower().find("action:")
-            rest = t[i + len("action:"):].lstrip() if i >= 0 else ""
-            done.append(bool(rest) and "\n" in rest)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return torch.tensor([action_line_ended(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 class HFPolicy(Policy):
     name = "hf"
 
     def __init__(self, path, adapter=None, threads=1, batch_size=8, max_new_tokens=128,
-                 temperature=0.0, seed=0, dtype="auto", device=None, chat_template_kwargs=None):
+                 temperature=0.0, seed=0, dtype="auto", device=None, chat_template_kwargs=None,
+                 kv_reuse=True):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(max(1, int(threads)))
@@ -46,6 +52,16 @@ class HFPolicy(Policy):
 
             model = PeftModel.from_pretrained(model, self.adapter)
         self.model = model.eval()
+        self.engine = None
+        if kv_reuse:
+            eos = self.model.generation_config.eos_token_id
+            eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+            eos |= {self.tokenizer.eos_token_id} - {None}
+            self.engine = KVEngine(self.model, eos, max_new_tokens, temperature, seed)
+
+    @property
+    def stats(self):
+        return dict(self.engine.stats) if self.engine else {}
 
     def describe(self):
         return {"backend": self.name, "model": self.path, "adapter": self.adapter,
@@ -59,8 +75,21 @@ class HFPolicy(Policy):
     def act(self, conversations, infos=None):
         out = []
         for start in range(0, len(conversations), self.batch_size):
-            out.extend(self._generate(conversations[start:start + self.batch_size]))
+            chunk = conversations[start:start + self.batch_size]
+            out.extend(self._generate_kv(chunk) if self.engine else self._generate(chunk))
+        if self.engine:
+            self.engine.end_turn()
         return out
+
+    def _generate_kv(self, conversations):
+        prompts = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
+
+        def stop(ids):
+            return action_line_ended(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+        generated = self.engine.generate(prompts, stop)
+        return [Completion(self.tokenizer.decode(g, skip_special_tokens=True).strip(), prompt_tokens=len(p),
+                           completion_tokens=len(g)) for p, g in zip(prompts, generated)]
 
     def _generate(self, conversations):
         texts = [self.render(c) for c in conversations]

@@ -1,0 +1,129 @@
+"""Evaluation speed benchmark: the same tasks, the same model, three ways, in one invocation.
+
+  naive    one episode at a time, the whole prompt re-encoded every turn (plain `generate`);
+  kv       one episode at a time, the key/value cache kept between turns (policies/kv.py);
+  fast     all episodes batched, cache reuse and shared-prefix reuse, environments in worker
+           processes so resets and steps overlap the model.
+
+    python -m duomem.benchmark --model results/models/smollm2-135m-instruct --episodes 16
+
+Token accounting: "processed" counts every token the model ran a forward pass over (prefill and
+decoding inputs); "unique" counts the tokens that exist: each episode's final conversation plus its
+last completion. processed/unique is 1.0 when nothing is computed twice and below 1.0 when episodes
+share a prefix that is computed once.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from .agent import run_episodes
+from .data import build_manifest, data_root
+from .env import EnvPool
+from .io import write_json_atomic
+from .memory_config import context_builder
+from .policies.hf import HFPolicy
+from .references import load_references
+
+MODES = {"naive": dict(kv_reuse=False, batch=1), "kv": dict(kv_reuse=True, batch=1),
+         "fast": dict(kv_reuse=True, batch=None)}
+
+
+class _Metered:
+    """Wraps a policy: seconds inside it, tokens a plain `generate` processes, and each episode's
+    last prompt + completion size (its conversations are the same list object every turn)."""
+
+    def __init__(self, policy):
+        self.policy, self.seconds, self.processed = policy, 0.0, 0
+        self.final = {}  # id(conversation) -> (conversation, tokens of last prompt + completion)
+
+    def act(self, conversations, infos=None):
+        t0 = time.perf_counter()
+        out = self.policy.act(conversations, infos)
+        self.seconds += time.perf_counter() - t0
+        for conv, c in zip(conversations, out):
+            self.final[id(conv)] = (conv, c.prompt_tokens + c.completion_tokens)
+            self.processed += c.prompt_tokens + c.completion_tokens
+        return out
+
+
+def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for):
+    cfg = MODES[mode]
+    batch = cfg["batch"] or len(tasks)
+    policy = HFPolicy(model, threads=threads, batch_size=batch, max_new_tokens=max_new_tokens, seed=seed,
+                      kv_reuse=cfg["kv_reuse"])
+    meter = _Metered(policy)
+    t0 = time.perf_counter()
+    with EnvPool(batch, max_steps=max_steps) as pool:
+        records = run_episodes(tasks, meter, pool, root, max_steps, seed=seed, context_for=context_for)
+    wall = time.perf_counter() - t0
+    order = {t["task_id"]: i for i, t in enumerate(tasks)}
+    records.sort(key=lambda r: order[r["task_id"]])
+    processed, model_s = meter.processed, meter.seconds  # naive: every prompt in full, every turn
+    if policy.engine:
+        st = policy.engine.stats
+        processed, model_s = st["prefill_tokens"] + st["decode_tokens"], st["model_seconds"]
+    unique = sum(n for _, n in meter.final.values())
+    return {
+        "mode": mode, "episodes": len(records), "wall_seconds": round(wall, 1),
+        "episodes_per_hour": round(3600 * len(records) / wall, 1),
+        "won": sum(r["won"] for r in records), "steps": sum(r["steps"] for r in records),
+        "processed_tokens": processed, "unique_tokens": unique,
+        "processed_over_unique": round(processed / unique, 3),
+        "outside_model_share": round(1 - model_s / wall, 3),
+        "actions": [r["actions"] for r in records],
+    }
+
+
+def paper_dry_run_seconds(repo):
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "-n", "-q", "--configfile", "config.yaml"], cwd=repo,
+                   check=True, capture_output=True)
+    return round(time.perf_counter() - t0, 2)
+
+
+def benchmark(model, split="valid_unseen", episodes=16, max_steps=10, max_new_tokens=48, threads=2, seed=0,
+              alfworld_data="", reference=True, modes=tuple(MODES), repo="."):
+    root = data_root(alfworld_data)
+    tasks = build_manifest(root, split, per_task_type=-(-episodes // 6), seed=seed)[:episodes]
+    refs = load_references() if reference else None
+    context_for = context_builder("trajectory" if reference else "none", tasks, references=refs)
+    results = {m: run_mode(m, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for)
+               for m in modes}
+    out = {"model": str(model), "split": split, "episodes": len(tasks), "max_steps": max_steps,
+           "max_new_tokens": max_new_tokens, "threads": threads, "reference_trajectory": reference,
+           "modes": {m: {k: v for k, v in r.items() if k != "actions"} for m, r in results.items()}}
+    if "fast" in results:
+        fast = results["fast"]
+        for m in ("naive", "kv"):
+            if m in results:
+                out[f"fast_over_{m}"] = round(fast["episodes_per_hour"] / results[m]["episodes_per_hour"], 2)
+                out[f"actions_match_{m}"] = fast["actions"] == results[m]["actions"]
+                out[f"episodes_with_different_actions_vs_{m}"] = sum(
+                    a != b for a, b in zip(fast["actions"], results[m]["actions"]))
+    out["paper_dry_run_seconds"] = paper_dry_run_seconds(repo)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="results/models/smollm2-135m-instruct")
+    ap.add_argument("--split", default="valid_unseen")
+    ap.add_argument("--episodes", type=int, default=16)
+    ap.add_argument("--max-steps", type=int, default=10)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-reference", action="store_true", help="prompts without the reference trajectory")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--out", default="results/benchmarks/fast_eval.json")
+    args = ap.parse_args(argv)
+    out = benchmark(args.model, args.split, args.episodes, args.max_steps, args.max_new_tokens, args.threads,
+                    reference=not args.no_reference, modes=tuple(args.modes.split(",")))
+    write_json_atomic(args.out, out)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

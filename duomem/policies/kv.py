@@ -1,0 +1,201 @@
+"""Key/value-cache reuse for the hf backend: the model never re-reads a conversation it has seen.
+
+An agent's prompt at turn t is its prompt at turn t-1 plus the completion plus one observation, so
+each conversation keeps its cache between turns (a `Session`) and only the new tail is prefilled.
+A new episode starts from the longest cached prefix of an earlier episode's first prompt (the system
+prompt and the same-type reference trajectory are identical across episodes), so shared context is
+computed once. Prefill runs per conversation (exact, no padding); decoding runs the whole batch at
+once over left-padded copies of the caches, in preallocated buffers (no per-token concatenation).
+"""
+
+import time
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+class _SlabLayer(DynamicLayer):
+    """A cache layer over preallocated [batch, heads, capacity, dim] buffers, filled up to `n`."""
+
+    def __init__(self, kbuf, vbuf, n):
+        super().__init__()
+        self.kbuf, self.vbuf, self.n = kbuf, vbuf, n
+        self.dtype, self.device = kbuf.dtype, kbuf.device
+        self.is_initialized = True
+        self._view()
+
+    def _view(self):
+        self.keys, self.values = self.kbuf[:, :, :self.n], self.vbuf[:, :, :self.n]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        m = key_states.shape[-2]
+        if self.n + m > self.kbuf.shape[2]:
+            grow = max(self.n + m, 2 * self.kbuf.shape[2]) - self.kbuf.shape[2]
+            pad = (0, 0, 0, grow)
+            self.kbuf = torch.nn.functional.pad(self.kbuf, pad)
+            self.vbuf = torch.nn.functional.pad(self.vbuf, pad)
+        self.kbuf[:, :, self.n:self.n + m] = key_states
+        self.vbuf[:, :, self.n:self.n + m] = value_states
+        self.n += m
+        self._view()
+        return self.keys, self.values
+
+
+def _cache(layers):
+    cache = DynamicCache()
+    cache.layers = layers
+    return cache
+
+
+class Session:
+    """One conversation's cache: `tokens` are exactly the tokens whose keys/values are stored."""
+
+    def __init__(self, layers, tokens):
+        self.layers, self.tokens = layers, np.asarray(tokens, dtype=np.int64)
+        self.prompt_len, self.last_used = 0, 0
+
+    def common_prefix(self, ids):
+        m = min(len(ids), len(self.tokens))
+        differ = np.flatnonzero(ids[:m] != self.tokens[:m])
+        return int(differ[0]) if differ.size else m
+
+    def truncate(self, n):
+        for layer in self.layers:
+            layer.n = min(layer.n, n)
+            layer._view()
+        self.tokens = self.tokens[:n]
+
+    def copy(self, n):
+        layers = [_SlabLayer(l.kbuf[:, :, :n].clone(), l.vbuf[:, :, :n].clone(), n) for l in self.layers]
+        return Session(layers, self.tokens[:n])
+
+
+class KVEngine:
+    """Batched greedy (or seeded sampled) generation with per-conversation cache reuse."""
+
+    def __init__(self, model, eos_ids, max_new_tokens, temperature=0.0, seed=0, prefix_store=8):
+        self.model, self.eos_ids = model, set(eos_ids)
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.generator = torch.Generator().manual_seed(seed)
+        self.sessions, self.prefixes, self.prefix_store = [], [], prefix_store
+        self.turn = 0
+        self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "reused_tokens": 0, "model_seconds": 0.0}
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def end_turn(self):
+        """Forget conversations that were not continued in this turn or the one before."""
+        self.turn += 1
+        self.sessions = [s for s in self.sessions if s.last_used >= self.turn - 2]
+
+    def _session_for(self, ids, taken):
+        """(session, cached tokens, continued): the conversation this prompt continues, or else a
+        copy of the longest shared prefix of an earlier first prompt, or else nothing."""
+        for s in self.sessions:
+            if id(s) not in taken and s.prompt_len and s.common_prefix(ids) >= s.prompt_len:
+                n = min(s.common_prefix(ids), len(ids) - 1)  # one token must run for the logits
+                s.truncate(n)
+                return s, n, True
+        best, best_n = None, 0
+        for p in self.prefixes:
+            n = p.common_prefix(ids)
+            if n > best_n:
+                best, best_n = p, n
+        best_n = min(best_n, len(ids) - 1)
+        if best is None or best_n <= 0:
+            return None, 0, False
+        return best.copy(best_n), best_n, False
+
+    def _prefill(self, ids, taken):
+        """Run the new tail of one prompt through the model; return its session and next-token logits."""
+        session, n, continued = self._session_for(ids, taken)
+        if session is None:
+            session = self._empty_session(len(ids) + self.max_new_tokens)
+        if not continued:
+            self.sessions.append(session)
+        taken.add(id(session))
+        tail = torch.as_tensor(ids[n:], device=self.device)[None]
+        positions = torch.arange(n, len(ids), device=self.device)[None]
+        out = self.model(input_ids=tail, position_ids=positions, past_key_values=_cache(session.layers),
+                         use_cache=True, logits_to_keep=1)
+        session.tokens, session.prompt_len, session.last_used = ids, len(ids), self.turn
+        self.stats["prefill_tokens"] += len(ids) - n
+        self.stats["reused_tokens"] += n
+        if not continued:
+            self._remember_prefix(session, len(ids))
+        return session, out.logits[0, -1]
+
+    def _empty_session(self, capacity):
+        cfg = self.model.config.get_text_config()
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dtype = next(self.model.parameters()).dtype
+        shape = (1, heads, capacity, dim)
+        layers = [_SlabLayer(torch.zeros(shape, dtype=dtype, device=self.device),
+                             torch.zeros(shape, dtype=dtype, device=self.device), 0)
+                  for _ in range(cfg.num_hidden_layers)]
+        return Session(layers, [])
+
+    def _remember_prefix(self, session, n):
+        self.prefixes.insert(0, session.copy(n))
+        del self.prefixes[self.prefix_store:]
+
+    def _pick(self, logits):
+        if self.temperature > 0:
+            probs = torch.softmax(logits.float() / self.temperature, dim=-1)
+            return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        return logits.argmax(-1)
+
+    @torch.inference_mode()
+    def generate(self, prompts, stop):
+        """Token ids of one completion per prompt (lists of ints). `stop(generated_ids)` ends a row early."""
+        t0 = time.perf_counter()
+        taken = set()
+        rows = [self._prefill(np.asarray(ids, dtype=np.int64), taken) for ids in prompts]
+        generated = [[int(self._pick(logits))] for _, logits in rows]
+        done = [g[0] in self.eos_ids or stop(g) for g in generated]
+        lengths = [len(s.tokens) for s, _ in rows]
+        width, B = max(lengths), len(rows)
+        steps = 0
+        if not all(done) and self.max_new_tokens > 1:
+            # Left-pad every cache into one batch buffer with room for the whole completion.
+            cap = width + self.max_new_tokens
+            layers = []
+            for li in range(len(rows[0][0].layers)):
+                ref = rows[0][0].layers[li].kbuf
+                kb = torch.zeros((B, ref.shape[1], cap, ref.shape[3]), dtype=ref.dtype, device=ref.device)
+                vb = torch.zeros_like(kb)
+                for b, (s, _) in enumerate(rows):
+                    kb[b, :, width - lengths[b]:width] = s.layers[li].keys[0]
+                    vb[b, :, width - lengths[b]:width] = s.layers[li].values[0]
+                layers.append(_SlabLayer(kb, vb, width))
+            cache = _cache(layers)
+            mask = torch.zeros((B, cap), dtype=torch.long, device=self.device)
+            for b, n in enumerate(lengths):
+                mask[b, width - n:width] = 1
+            pos = torch.as_tensor(lengths, device=self.device)
+            while not all(done) and steps < self.max_new_tokens - 1:
+                last = torch.as_tensor([g[-1] for g in generated], device=self.device)[:, None]
+                mask[:, width + steps] = 1
+                out = self.model(input_ids=last, position_ids=(pos + steps)[:, None], past_key_values=cache,
+                                 attention_mask=mask[:, :width + steps + 1], use_cache=True, logits_to_keep=1)
+                nxt = self._pick(out.logits[:, -1])
+                steps += 1
+                for b in range(B):
+                    if not done[b]:
+                        generated[b].append(int(nxt[b]))
+                        done[b] = generated[b][-1] in self.eos_ids or stop(generated[b])
+            # Keep what each row really fed: its completion minus the last token (never run).
+            for b, (s, _) in enumerate(rows):
+                fed = len(generated[b]) - 1
+                for li, layer in enumerate(s.layers):
+                    layer.update(layers[li].kbuf[b:b + 1, :, width:width + fed],
+                                 layers[li].vbuf[b:b + 1, :, width:width + fed])
+                s.tokens = np.concatenate([s.tokens, np.asarray(generated[b][:fed], dtype=np.int64)])
+        self.stats["decode_tokens"] += steps * B
+        self.stats["model_seconds"] += time.perf_counter() - t0
+        return generated
