@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/teacher.smk"
 include: "rules/memory.smk"
+include: "rules/lora.smk"
 include: "rules/eval.smk"
 include: "rules/tables.smk"
 

@@ -2,7 +2,9 @@
 
 Every episode slot owns an environment worker. A finished episode frees its slot and the next
 task's reset starts there at once; the new episode joins the batch when its reset is in, so the
-model never waits on a reset. Steps are fast (~0.1 s) and are awaited so the batch stays whole.
+model does not wait on a lone reset (it does wait while most of the batch is still resetting, at
+the start: one turn for one episode would cost more). Steps are fast (~0.1 s) and are awaited so
+the batch stays whole.
 """
 
 import hashlib
@@ -98,8 +100,9 @@ def run_episodes(tasks, policy, pool, data_root, max_steps, seed=0, context_for=
             slot, task = free.pop(), queue.popleft()
             pool.reset(slot, data_root / task["game"], episode_seed(seed, task["task_id"]))
             resetting[slot], started[slot] = task, time.time()
-        # Wait for every step in flight (fast); wait for a reset only when nothing else can run.
-        while stepping or (not active and resetting):
+        # Wait for every step in flight (fast). Wait for resets while at least as many episodes are
+        # resetting as are ready: a reset (1-2.5 s) is cheaper than a model turn run half-empty.
+        while stepping or (resetting and len(resetting) >= len(active)):
             for slot, result in pool.collect(block=True).items():
                 if slot in resetting:
                     start(slot, result)
@@ -110,14 +113,14 @@ def run_episodes(tasks, policy, pool, data_root, max_steps, seed=0, context_for=
                         finish(slot, ep)
                     else:
                         active[slot] = ep
-            if not stepping and active:
-                break
         if not active:
             continue
         for slot, result in pool.collect(block=False).items():  # resets that happen to be in
             start(slot, result)
         slots = sorted(active)
         episodes = [active.pop(s) for s in slots]
+        if progress is not None and hasattr(progress, "set_postfix"):
+            progress.set_postfix(batch=len(episodes), step=max(len(e.turns) for e in episodes) + 1)
         completions = policy.act([e.messages for e in episodes], [e.info for e in episodes])
         if len(completions) != len(episodes):
             raise RuntimeError(f"policy returned {len(completions)} completions for {len(episodes)} conversations")

@@ -32,4 +32,14 @@ def check_config(config):
     for m in config["memory"]["k_ablation_models"]:
         if m not in models:
             _fail("memory.k_ablation_models", f"{m!r} is not a key of `models`", names)
+    lora = config.get("lora", {})
+    for key in ("models", "strategy_models"):
+        for m in lora.get(key, []):
+            if m not in config["students"]:
+                _fail(f"lora.{key}", f"{m!r} is not a student", ", ".join(config["students"]))
+            if models[m]["backend"] not in ("hf", "vllm", "openai"):
+                _fail(f"lora.{key}", f"{m!r} uses the {models[m]['backend']} backend, which takes no adapter",
+                      "students with backend hf, vllm or openai")
+    if lora.get("strategy_models") and lora.get("strategy") not in lora.get("strategies", []):
+        _fail("lora.strategies", f"the main strategy {lora.get('strategy')!r} is missing", "a list holding it")
     return config

@@ -2,10 +2,12 @@ import hashlib
 import re
 
 from duomem.config_check import check_config
+from duomem.lora import lr_label
 from duomem.memory import EXTRACT_INSTRUCTION, EXTRACT_SYSTEM
 from duomem.memory_config import LABEL_RE, make_label, parse_label
 from duomem.prompts import SYSTEM_PROMPT
 from duomem.references import reference_path
+from duomem.selection import ADAPTER_RE, grid_label, parse_grid_label
 
 check_config(config)
 
@@ -17,6 +19,11 @@ EMBEDDER = config["memory"]["embedder"]
 K = config["memory"]["k"]
 EVAL = "results/eval/{split}/{model}/{adapter}/{memory}"
 REFERENCES = str(reference_path())
+LORA = config["lora"]
+MAIN_STRATEGY = LORA["strategy"]
+SELECT_MEMORY = make_label(
+    "memp", True, K
+)  # adapters are chosen on dev under MemP+CD (paper §4)
 
 
 def sha(text):
@@ -27,7 +34,10 @@ def sha(text):
 wildcard_constraints:
     model="|".join(re.escape(m) for m in MODELS),
     split="train|valid_seen|valid_unseen",
-    adapter="base",
+    adapter=ADAPTER_RE,
+    strategy="full|latest|last5",
+    rank="[1-9][0-9]*",
+    lr="[0-9.]+e[-+][0-9]+",
     memory=LABEL_RE,
     embedder="minilm|openai-3-small",
 
@@ -144,6 +154,7 @@ def eval_targets():
 def all_targets():
     targets = [f"results/data/{s}.jsonl" for s in config["evaluation"]["splits"]]
     targets += eval_targets()
+    targets += lora_eval_targets()
     targets += [
         f"results/trajectories/{TEACHER}/train.jsonl",
         "results/table1.csv",
@@ -151,6 +162,11 @@ def all_targets():
         "results/table6.csv",
         "results/table9.csv",
     ]
+    targets.append("results/table2.csv")
+    if LORA["models"]:
+        targets += ["results/table4.csv", "results/table8.csv"]
+    if LORA["strategy_models"]:
+        targets.append("results/table5.csv")
     return targets
 
 
@@ -158,15 +174,18 @@ def table1_columns():
     """Summary paths per table-1 column; None where a model has no such evaluation."""
     columns = {}
     wanted = {
-        "no_memory": "none",
-        "memp": make_label("memp", False, K),
-        "memp_cd": make_label("memp", True, K),
+        "no_memory": ("base", "none"),
+        "memp": ("base", make_label("memp", False, K)),
+        "memp_cd": ("base", make_label("memp", True, K)),
+        "lora": ("lora", make_label("memp", False, K)),
+        "duomem": ("lora", make_label("memp", True, K)),
     }
-    for col, label in wanted.items():
+    for col, (adapter, label) in wanted.items():
         paths = [
             (
-                eval_file("summary.csv", TEST_SPLIT, m, "base", label)
+                eval_file("summary.csv", TEST_SPLIT, m, adapter, label)
                 if label in memory_labels(m)
+                and (adapter == "base" or m in LORA["models"])
                 else None
             )
             for m in evaluated_models()
@@ -208,3 +227,110 @@ def token_counter_param(w, input):
         if input.token_counter
         else config["memory"]["token_counter"]
     )
+
+
+# ---- parameter-space distillation: the LoRA grid, selection, adapter evaluations ----
+
+
+def grid_labels(strategy):
+    return [
+        grid_label(strategy, r, lr_label(lr))
+        for r in LORA["ranks"]
+        for lr in LORA["lrs"]
+    ]
+
+
+def lora_dir(model, label):
+    strategy, rank, lr = parse_grid_label(label)
+    return f"results/lora/{model}/{strategy}/r{rank}_lr{lr}"
+
+
+def selection_file(model, strategy):
+    if strategy == MAIN_STRATEGY:
+        return f"results/lora/{model}/selected.json"
+    return f"results/lora/{model}/{strategy}/selected.json"
+
+
+def adapter_label(strategy):
+    return "lora" if strategy == MAIN_STRATEGY else f"lora-{strategy}"
+
+
+def adapter_inputs(w):
+    """The adapter folder of a grid label, or the selection record that names the chosen one."""
+    if w.adapter == "base":
+        return {}
+    if w.adapter == "lora":
+        return {"selected": selection_file(w.model, MAIN_STRATEGY)}
+    if w.adapter.startswith("lora-"):
+        return {"selected": selection_file(w.model, w.adapter[len("lora-") :])}
+    return {"adapter": lora_dir(w.model, w.adapter)}
+
+
+def selection_strategy(w):
+    return w.get("strategy", MAIN_STRATEGY)
+
+
+def selection_labels(w):
+    return grid_labels(selection_strategy(w))
+
+
+def selection_inputs(w):
+    labels = selection_labels(w)
+    return {
+        "adapters": [lora_dir(w.model, l) for l in labels],
+        "summaries": [
+            eval_file("summary.csv", DEV_SPLIT, w.model, l, SELECT_MEMORY)
+            for l in labels
+        ],
+    }
+
+
+def lora_eval_targets():
+    targets = []
+    for model in LORA["models"]:
+        for memory in memory_labels(model):
+            targets.append(eval_file("summary.csv", TEST_SPLIT, model, "lora", memory))
+    for model in LORA["strategy_models"]:
+        for strategy in LORA["strategies"]:
+            for memory in ("none", SELECT_MEMORY):
+                label = adapter_label(strategy)
+                targets.append(
+                    eval_file("summary.csv", TEST_SPLIT, model, label, memory)
+                )
+    return targets
+
+
+def table4_rows():
+    """(model, memory, base summary, +LoRA summary) for every LoRA model's memory configuration."""
+    return [
+        (
+            m,
+            memory,
+            eval_file("summary.csv", TEST_SPLIT, m, "base", memory),
+            eval_file("summary.csv", TEST_SPLIT, m, "lora", memory),
+        )
+        for m in LORA["models"]
+        for memory in memory_labels(m)
+    ]
+
+
+def table5_rows():
+    return [
+        (
+            m,
+            s,
+            memory,
+            eval_file("summary.csv", TEST_SPLIT, m, adapter_label(s), memory),
+        )
+        for m in LORA["strategy_models"]
+        for s in LORA["strategies"]
+        for memory in ("none", SELECT_MEMORY)
+    ]
+
+
+def table8_rows():
+    return [
+        (m, l, eval_file("summary.csv", DEV_SPLIT, m, l, SELECT_MEMORY))
+        for m in LORA["models"]
+        for l in grid_labels(MAIN_STRATEGY)
+    ]

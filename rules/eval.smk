@@ -1,6 +1,7 @@
 rule evaluate:
     input:
         unpack(memory_inputs),
+        unpack(adapter_inputs),
         manifest="results/data/{split}.jsonl",
         model=built_model_input,
     output:

@@ -25,6 +25,7 @@ rule table3:
         banks=[f"results/memory/{b}/memories.json" for b in memory_banks()],
         references=REFERENCES,
         token_counter=pipeline_path(config["memory"]["token_counter"]),
+        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
     output:
         csv="results/table3.csv",
         md="results/table3.md",
@@ -80,5 +81,90 @@ rule table9:
         runtime=5,
     params:
         pairs=table9_pairs(),
+    script:
+        "../scripts/tables.py"
+
+
+rule table2:
+    input:
+        summaries=[p for paths in table1_columns().values() for p in paths if p],
+        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
+    output:
+        csv="results/table2.csv",
+        md="results/table2.md",
+    log:
+        "results/logs/tables/table2.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        columns=table1_columns(),
+        models=evaluated_models(),
+        lora_models=LORA["models"],
+    script:
+        "../scripts/tables.py"
+
+
+rule table4:
+    input:
+        summaries=[p for row in table4_rows() for p in row[2:]],
+    output:
+        csv="results/table4.csv",
+        md="results/table4.md",
+    log:
+        "results/logs/tables/table4.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        rows=table4_rows(),
+    script:
+        "../scripts/tables.py"
+
+
+rule table5:
+    input:
+        summaries=[row[3] for row in table5_rows()],
+    output:
+        csv="results/table5.csv",
+        md="results/table5.md",
+    log:
+        "results/logs/tables/table5.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        rows=table5_rows(),
+    script:
+        "../scripts/tables.py"
+
+
+rule table8:
+    input:
+        summaries=[row[2] for row in table8_rows()],
+        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
+    output:
+        csv="results/table8.csv",
+        md="results/table8.md",
+    log:
+        "results/logs/tables/table8.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        rows=table8_rows(),
+        lora_models=LORA["models"],
     script:
         "../scripts/tables.py"

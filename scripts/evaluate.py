@@ -1,18 +1,23 @@
 from duomem.cli import run
 from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
+from duomem.selection import selected_adapter
 
 
 def main(sm):
     p = dict(sm.params)
     inp, out = sm.input, sm.output
+    adapter, adapter_name = inp.get("adapter"), sm.wildcards.adapter
+    if inp.get("selected"):
+        adapter, adapter_name = selected_adapter(inp.selected)
     evaluate_with_memory(
         inp.manifest, out.episodes, out.summary, out.provenance,
-        lambda: policy_from_params(p, threads=sm.threads), memory=sm.wildcards.memory,
+        lambda: policy_from_params(p, threads=sm.threads, adapter=adapter, adapter_name=adapter_name), memory=sm.wildcards.memory,
         reference=inp.get("reference"), memories=inp.get("memories"), bank=inp.get("bank"),
         queries=inp.get("queries"), split=sm.wildcards.split, max_steps=p["max_steps"], seed=p["seed"],
         num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
-        run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "memory": sm.wildcards.memory, **p},
+        run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "adapter_path": adapter,
+                    "memory": sm.wildcards.memory, **p},
         expert=p["backend"] == "expert")
 
 

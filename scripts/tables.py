@@ -12,7 +12,16 @@ def main(sm):
         from duomem.models import token_counter
 
         tables.table3_context(list(zip(p.names, sm.input.banks)), sm.input.references,
-                              token_counter(p.token_counter), p.k, out.csv, out.md)
+                              token_counter(p.token_counter), p.k, out.csv, out.md,
+                              selections=list(sm.input.selections))
+    elif sm.rule == "table2":
+        tables.table2(p.columns, p.models, dict(zip(p.lora_models, sm.input.selections)), out.csv, out.md)
+    elif sm.rule == "table4":
+        tables.table4(p.rows, out.csv, out.md)
+    elif sm.rule == "table5":
+        tables.table5(p.rows, out.csv, out.md)
+    elif sm.rule == "table8":
+        tables.table8(p.rows, dict(zip(p.lora_models, sm.input.selections)), out.csv, out.md)
     elif sm.rule == "table6":
         tables.table6(sm.input.stats, p.teacher, out.csv, out.md)
     elif sm.rule == "table9":

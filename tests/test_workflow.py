@@ -53,15 +53,29 @@ def test_paper_config_plans_every_evaluation(tmp_path):
     r = snakemake("-n", "results/table1.csv", "--configfile", paper, workdir=tmp_path)
     elapsed = time.time() - t0
     # Table 1: No Memory, MemP, MemP+CD for 11 students; No Memory and MemP (own bank) for the teacher.
-    assert job_counts(r.stdout)["evaluate"] == 11 * 3 + 2
+    # + LoRA and DuoMem (MemP / MemP+CD with the selected adapter) for the 4 LoRA students, whose
+    # adapters are chosen by 12 dev evaluations each.
+    assert job_counts(r.stdout)["evaluate"] == 11 * 3 + 2 + 4 * 2 + 4 * 12
     counts = job_counts(snakemake("-n", "--configfile", paper, workdir=tmp_path).stdout)
     # 11 students x (none, trajectory, script, script+CD, memp, memp+CD) + the teacher x 4
-    # (no CD bank of its own) + figure 3's k = 1..9 for Qwen3-14B (Script and MemP, CD).
-    assert counts["evaluate"] == 11 * 6 + 4 + 9 * 2
+    # (no CD bank of its own) + figure 3's k = 1..9 for Qwen3-14B (Script and MemP, CD) + the LoRA jobs.
+    assert counts["evaluate"] == 11 * 6 + 4 + 9 * 2 + 72 + 4 * 6 + 2 * 2
     assert counts["extract_memories"] == 12 and counts["embed_memories"] == 12
-    assert counts["collect_trajectories"] == 1 and counts["embed_tasks"] == 1
-    assert counts["manifest"] == 2 and counts["table1"] == 1
+    assert counts["collect_trajectories"] == 1 and counts["embed_tasks"] == 2  # test + dev queries
+    assert counts["manifest"] == 3 and counts["table1"] == 1
     assert elapsed < 30
+
+
+def test_paper_config_plans_the_lora_grid(tmp_path):
+    counts = job_counts(snakemake("-n", "--configfile", str(REPO / "config.yaml"), workdir=tmp_path).stdout)
+    # 4 LoRA students x 3 ranks x 4 lrs (Full History) + Qwen3-4B's Latest Only and Last-5 grids.
+    assert counts["train_lora"] == 4 * 12 + 2 * 12
+    assert counts["select_adapter"] == 4 and counts["select_strategy_adapter"] == 2
+    assert counts["build_sft"] == 3
+    # + one dev evaluation per adapter, + every memory configuration with the selected adapter,
+    # + Latest Only / Last-5 adapters under No Memory and MemP+CD (table 5).
+    assert counts["evaluate"] == 11 * 6 + 4 + 9 * 2 + 72 + 4 * 6 + 2 * 2
+    assert {f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)} <= set(counts)
 
 
 @pytest.mark.parametrize("override, key", [
@@ -73,6 +87,26 @@ def test_paper_config_plans_every_evaluation(tmp_path):
 def test_bad_config_is_rejected_before_any_job(tmp_path, override, key):
     r = snakemake("-n", "--configfile", str(REPO / "config" / "smoke.yaml"), "--config", override,
                   workdir=tmp_path, check=False)
+    assert r.returncode != 0
+    assert key in r.stdout + r.stderr
+    assert not (tmp_path / "results").exists()
+
+
+BAD_LORA = [
+    ("lora:\n  ranks: [0]\n", "ranks"),
+    ("lora:\n  lrs: [-1.0e-5]\n", "lrs"),
+    ("lora:\n  lrs: [fast]\n", "lrs"),
+    ("lora:\n  models: [expert]\n", "lora.models"),
+    ("lora:\n  strategy: everything\n", "strategy"),
+]
+
+
+@pytest.mark.parametrize("overlay, key", BAD_LORA)
+def test_bad_lora_config_is_rejected_before_any_job(tmp_path, overlay, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(overlay)
+    r = snakemake("-n", "--configfile", str(REPO / "config" / "smoke.yaml"), str(bad), workdir=tmp_path,
+                  check=False)
     assert r.returncode != 0
     assert key in r.stdout + r.stderr
     assert not (tmp_path / "results").exists()
@@ -100,12 +134,30 @@ def test_smoke_run_end_to_end_and_resume_after_kill(tmp_path):
     assert int(t6["instances"]) == 6 and int(t6["successful_trajectories"]) >= 1
     memp = [json.loads(x) for x in (eval_dir.parent / "memp-cd-k2/episodes.jsonl").read_text().splitlines()]
     assert len(memp) == 6
+    # Parameter-space distillation: two adapters trained, the better one on dev chosen and used.
+    lora_row = table[0]
+    assert {"lora_success_pct", "duomem_success_pct", "delta_vs_no_memory_pts", "delta_vs_memp_rel_pct"} <= set(lora_row)
+    selected = json.loads((tmp_path / "results/lora/tiny-random/selected.json").read_text())
+    assert [c["label"] for c in selected["candidates"]] == ["full-r2-lr1e-03", "full-r2-lr1e-02"]
+    assert selected["selected"] in ("full-r2-lr1e-03", "full-r2-lr1e-02") and selected["selection_split"] == "valid_seen"
+    adapter = tmp_path / selected["adapter"]
+    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "trainer_log.json").exists()
+    prov = json.loads((eval_dir.parent.parent / "lora/memp-cd-k2/provenance.json").read_text())
+    assert prov["params"]["adapter_path"] == selected["adapter"]
+    t8 = _read(tmp_path / "results" / "table8.csv")
+    assert len(t8) == 2 and sum(r["selected"] == "True" for r in t8) == 1
+    assert len(_read(tmp_path / "results" / "table4.csv")) == 6
+    assert [r["strategy"] for r in _read(tmp_path / "results" / "table5.csv")] == ["full", "last5"]
+    assert "lora_params" in _read(tmp_path / "results" / "table2.csv")[0]
     assert job_counts(snakemake("-n", "--configfile", config, workdir=tmp_path).stdout) == {}
     # Changing k reruns only the evaluations that retrieve scripts (and the tables after them).
     overlay = tmp_path / "k1.yaml"
     overlay.write_text("memory:\n  k: 1\n")
     counts = job_counts(snakemake("-n", "--configfile", config, str(overlay), workdir=tmp_path).stdout)
-    assert counts["evaluate"] == 4  # script/memp x own/teacher bank; none and trajectory untouched
+    # script/memp x own/teacher bank (4) and the 4 dev evaluations under MemP+CD; their adapter choice
+    # may change, so the 8 evaluations that use a selected adapter follow. Base none/trajectory stay.
+    assert counts["evaluate"] == 4 + 4 + 8
+    assert counts["select_adapter"] == 1 and "train_lora" not in counts
     assert not {"collect_trajectories", "extract_memories", "embed_memories", "manifest"} & set(counts)
 
     # Kill -9 the evaluation midway; the rerun keeps every finished episode as it was.

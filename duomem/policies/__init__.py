@@ -23,8 +23,11 @@ def make_policy(backend, **kwargs):
     raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
 
 
-def policy_from_params(p, threads=1, adapter=None):
-    """Build a policy from a rule's flat parameters (model path, endpoint, generation settings)."""
+def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
+    """Build a policy from a rule's flat parameters (model path, endpoint, generation settings).
+
+    `adapter` is a LoRA folder: hf loads it with peft; an OpenAI-compatible server must serve it
+    under `adapter_name` (vLLM: --lora-modules NAME=FOLDER), which then is the request's model."""
     backend = p["backend"]
     template = {} if p.get("thinking") is None else {"enable_thinking": bool(p["thinking"])}
     if backend == "hf":
@@ -33,7 +36,8 @@ def policy_from_params(p, threads=1, adapter=None):
                            chat_template_kwargs=template)
     if backend == "openai":
         extra = {"chat_template_kwargs": template} if template else None
-        return make_policy("openai", base_url=p["base_url"], model=p.get("served_name") or p["path"],
+        model = adapter_name if adapter else (p.get("served_name") or p["path"])
+        return make_policy("openai", base_url=p["base_url"], model=model,
                            api_key_env=p["api_key_env"], concurrency=p["concurrency"],
                            max_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
                            extra_body=extra)

@@ -50,7 +50,8 @@ class HFPolicy(Policy):
         if self.adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, self.adapter)
+            # merged into the weights: LoRA then costs nothing at inference
+            model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
         self.model = model.eval()
         self.engine = None
         if kv_reuse:

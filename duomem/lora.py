@@ -1,0 +1,228 @@
+"""LoRA training on teacher trajectories (paper §3.3 "LoRA Fine-Tuning", §4 "LoRA Training Details").
+
+Only the adapter is trained (the base stays frozen), by next-token prediction on the teacher's
+assistant turns (eq. 5), with alpha = 2r, for one epoch. The paper's grid: r in {8, 16, 32},
+lr in {1e-6, 5e-6, 1e-5, 5e-5}.
+
+Target modules: the paper does not list them, but §5.2 pins them down: "Qwen3-4B-Instruct with rank r=8 adds
+5.9M parameters (<0.15% of the backbone)". LoRA on q/k/v/o of Qwen3-4B at r=8 is exactly 5,898,240
+parameters (0.146%); adding the MLP (gate/up/down) would give 16.5M (0.41%). So the default is the
+attention projections; modules="attention_mlp" adds the MLP projections.
+
+The adapter folder appears atomically (built in a sibling temp folder, then renamed). Checkpoints go
+to a sibling work folder that survives a crash; a rerun with the same settings resumes from the last
+complete checkpoint through Trainer's resume_from_checkpoint.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+from .config_check import ConfigError
+from .io import write_json_atomic
+from .provenance import provenance
+from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_with_assistant_mask
+
+MODULE_SETS = {
+    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "attention_mlp": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma4_text")
+# Multimodal Gemma: the vision/audio towers have q_proj... too; adapt the language model only.
+MULTIMODAL_FAMILIES = ("gemma3", "gemma4")
+
+
+def target_modules(config, modules="attention"):
+    """peft `target_modules` for the model family: its attention (+ MLP) projections."""
+    if modules not in MODULE_SETS:
+        raise ConfigError(f"modules must be one of {', '.join(MODULE_SETS)}, got {modules!r}")
+    names, family = MODULE_SETS[modules], getattr(config, "model_type", None)
+    if family in TEXT_FAMILIES:
+        return list(names)
+    if family in MULTIMODAL_FAMILIES:
+        return r".*language_model.*\.(" + "|".join(names) + ")"
+    raise ConfigError(f"no LoRA target modules known for model family {family!r}; "
+                      f"known: {', '.join(TEXT_FAMILIES + MULTIMODAL_FAMILIES)}")
+
+
+def lora_config(model_config, rank, alpha=None, dropout=0.05, modules="attention"):
+    from peft import LoraConfig
+
+    alpha = 2 * rank if alpha is None else alpha  # paper §4: alpha / r = 2
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
+                      target_modules=target_modules(model_config, modules))
+
+
+def lr_label(lr):
+    """A canonical, lossless path label: 5e-05, 0.00005 and "5e-5" all give "5e-05"; 2.5e-5 gives "2.5e-05"."""
+    lr = _positive_lr(lr)
+    mantissa, exponent = f"{lr:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def adapter_dir(root, model, strategy, rank, lr):
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown SFT input strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    return Path(root) / model / strategy / f"r{_positive_int('rank', rank)}_lr{lr_label(lr)}"
+
+
+def _positive_lr(lr):
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    return value
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
+    """Token ids + loss labels per record. A sample longer than max_length is cut on the right (its
+    later turns lose their loss); one left without any trained token is dropped."""
+    examples, truncated, dropped = [], 0, 0
+    for r in records:
+        ex = tokenize_with_assistant_mask(tokenizer, r["messages"], r["train_on"], chat_template_kwargs)
+        if len(ex["input_ids"]) > max_length:
+            truncated += 1
+            ex = {k: v[:max_length] for k, v in ex.items()}
+            if all(label == IGNORE_INDEX for label in ex["labels"]):
+                dropped += 1
+                continue
+        examples.append(ex)
+    return examples, {"samples": len(examples), "samples_truncated": truncated, "samples_dropped": dropped,
+                      "trained_tokens": sum(sum(label != IGNORE_INDEX for label in e["labels"]) for e in examples)}
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _last_checkpoint(work):
+    """The newest complete checkpoint (trainer_state.json is written last); partial ones are removed."""
+    done = []
+    for d in work.glob("checkpoint-*"):
+        if (d / "trainer_state.json").exists():
+            done.append(d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
+
+
+def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, seed=0, threads=1,
+               max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
+               logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
+               gradient_checkpointing=False, chat_template_kwargs=None, callbacks=(), progress=True):
+    """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
+    adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary."""
+    rank = _positive_int("rank", rank)
+    lr = _positive_lr(lr)
+    alpha = 2 * rank if alpha is None else alpha  # paper §4: alpha / r = 2
+    if modules not in MODULE_SETS:
+        raise ConfigError(f"modules must be one of {', '.join(MODULE_SETS)}, got {modules!r}")
+    if not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ConfigError(f"alpha must be a positive number, got {alpha!r}")
+    if not (isinstance(epochs, (int, float)) and epochs > 0):
+        raise ConfigError(f"epochs must be a positive number, got {epochs!r}")
+    for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum), ("threads", threads),
+                        ("checkpoint_steps", checkpoint_steps), ("logging_steps", logging_steps),
+                        ("max_length", max_length)):
+        _positive_int(name, value)
+    if max_samples is not None:
+        _positive_int("max_samples", max_samples)
+
+    import random
+
+    import torch
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
+                              TrainingArguments, set_seed)
+
+    records = read_sft(sft_path)  # a missing or empty file fails here, before any folder is made
+    out = Path(out_dir)
+    work, tmp = out.with_name(f".{out.name}.work"), out.with_name(f".{out.name}.tmp")
+    settings = {"model": str(model_dir), "sft_sha256": _sha256(sft_path), "rank": rank, "alpha": alpha, "lr": lr,
+                "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
+                "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
+                "warmup_ratio": warmup_ratio, "scheduler": scheduler,
+                "chat_template_kwargs": dict(chat_template_kwargs or {})}
+    # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
+    fingerprint = work / "settings.json"
+    if work.exists() and (not fingerprint.exists() or json.loads(fingerprint.read_text()) != settings):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(fingerprint, settings)
+    resume = _last_checkpoint(work)
+
+    torch.set_num_threads(threads)
+    cuda = torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if max_samples is not None and max_samples < len(records):  # a seeded subset across all task types
+        keep = sorted(random.Random(seed).sample(range(len(records)), max_samples))
+        records = [records[i] for i in keep]
+    examples, counts = encode_sft(tokenizer, records, max_length, chat_template_kwargs)
+    if not examples:
+        raise ConfigError(f"no SFT sample of {sft_path} keeps a trained token within max_length={max_length}")
+
+    set_seed(seed)  # before the adapter exists: its initialisation is seeded too
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32)
+    model.config.use_cache = False
+    targets = target_modules(model.config, modules)
+    model = get_peft_model(model, lora_config(model.config, rank, alpha, dropout, modules))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+
+    args = TrainingArguments(
+        output_dir=str(work), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
+        learning_rate=lr, num_train_epochs=epochs, lr_scheduler_type=scheduler, warmup_steps=warmup_ratio,
+        logging_steps=logging_steps, save_strategy="steps", save_steps=checkpoint_steps, save_total_limit=2,
+        seed=seed, data_seed=seed, bf16=cuda, use_cpu=not cuda, report_to="none", disable_tqdm=not progress,
+        remove_unused_columns=False, dataloader_num_workers=0,
+        # passed only when asked for: the argument's name is being renamed across transformers 5.x
+        **({"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+           if gradient_checkpointing else {}))
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
+                      processing_class=tokenizer, callbacks=list(callbacks))
+    resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+
+    history = trainer.state.log_history
+    curve = [{k: h[k] for k in ("step", "epoch", "loss", "learning_rate", "grad_norm") if k in h}
+             for h in history if "loss" in h]
+    summary = provenance(
+        model=str(model_dir), sft=str(sft_path), rank=rank, alpha=alpha, lr=lr, lr_label=lr_label(lr),
+        dropout=dropout, modules=modules, epochs=epochs, seed=seed, batch_size=batch_size, grad_accum=grad_accum,
+        effective_batch=batch_size * grad_accum, max_length=max_length, max_samples=max_samples,
+        target_modules=targets, trainable_params=trainable, total_params=total,
+        trainable_pct=round(100 * trainable / total, 4), **counts, steps=trainer.state.global_step,
+        resumed_from_step=resumed_step, seconds=round(seconds, 2),
+        final_loss=curve[-1]["loss"] if curve else None, train_loss=result.training_loss,
+        device="cuda" if cuda else "cpu", dtype="bfloat16" if cuda else "float32")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))  # adapter_config.json + adapter_model.safetensors
+    (tmp / "README.md").unlink(missing_ok=True)  # peft's model card template: only noise here
+    write_json_atomic(tmp / "trainer_log.json", {"loss_curve": curve, "log_history": history})
+    write_json_atomic(tmp / "train_summary.json", summary)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary

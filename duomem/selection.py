@@ -1,0 +1,66 @@
+"""Adapter selection (paper §4, §5.4): every adapter of the grid is evaluated on the dev split under
+MemP+CD; the best one is the single adapter used for every memory configuration on the test split.
+
+Adapter labels, as they appear in evaluation paths:
+  base                          no adapter
+  {strategy}-r{rank}-lr{lr}     one adapter of the grid (dev evaluations, table 8)
+  lora                          the adapter selected for the main input strategy
+  lora-{strategy}               the adapter selected for another input strategy (table 5)
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .io import write_json_atomic
+from .provenance import provenance
+
+STRATEGY_RE = "full|latest|last5"
+GRID_RE = rf"(?:{STRATEGY_RE})-r[1-9][0-9]*-lr[0-9.]+e[-+][0-9]+"
+ADAPTER_RE = rf"base|lora|lora-(?:{STRATEGY_RE})|{GRID_RE}"
+
+
+def grid_label(strategy, rank, lr_text):
+    return f"{strategy}-r{rank}-lr{lr_text}"
+
+
+def parse_grid_label(label):
+    m = re.fullmatch(rf"({STRATEGY_RE})-r([1-9][0-9]*)-lr([0-9.]+e[-+][0-9]+)", label)
+    if not m:
+        raise ValueError(f"{label!r} is not a grid adapter label ({{strategy}}-r{{rank}}-lr{{lr}})")
+    return m.group(1), int(m.group(2)), m.group(3)
+
+
+def select_adapter(labels, adapter_dirs, summaries, out, *, model, strategy, split, memory):
+    """Pick the grid adapter with the highest dev success (ties: fewer mean steps, then grid order);
+    write `out` with every candidate's score, the choice, its folder and its size."""
+    if not labels or not (len(labels) == len(adapter_dirs) == len(summaries)):
+        raise ValueError("adapter selection needs one adapter folder and one dev summary per grid label")
+    candidates = []
+    for order, (label, folder, summary) in enumerate(zip(labels, adapter_dirs, summaries)):
+        s = pd.read_csv(summary).set_index("group").loc["all"]
+        train = json.loads((Path(folder) / "train_summary.json").read_text())
+        candidates.append({
+            "label": label, "adapter": str(folder), "rank": train["rank"], "lr": train["lr"],
+            "success_pct": float(s["success_pct"]), "ci_low_pct": float(s["ci_low_pct"]),
+            "ci_high_pct": float(s["ci_high_pct"]), "n": int(s["n"]), "mean_steps": float(s["mean_steps"]),
+            "trainable_params": train["trainable_params"], "final_loss": train.get("final_loss"), "order": order,
+        })
+    best = min(candidates, key=lambda c: (-c["success_pct"], c["mean_steps"], c["order"]))
+    weights = Path(best["adapter"]) / "adapter_model.safetensors"
+    record = provenance(
+        model=model, strategy=strategy, selection_split=split, selection_memory=memory,
+        rule="highest success; ties: fewer mean steps, then grid order",
+        selected=best["label"], adapter=best["adapter"], trainable_params=best["trainable_params"],
+        adapter_mb_on_disk=round(weights.stat().st_size / 1e6, 3) if weights.exists() else None,
+        adapter_mb_bf16=round(best["trainable_params"] * 2 / 1e6, 3), candidates=candidates)
+    write_json_atomic(out, record)
+    return record
+
+
+def selected_adapter(selected_json):
+    """(adapter folder, label) recorded by `select_adapter`."""
+    record = json.loads(Path(selected_json).read_text())
+    return record["adapter"], record["selected"]

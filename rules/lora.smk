@@ -1,0 +1,82 @@
+rule build_sft:
+    input:
+        trajectories="results/trajectories/{model}/train.jsonl",
+    output:
+        sft="results/sft/{model}/{strategy}.jsonl",
+        summary="results/sft/{model}/{strategy}.summary.json",
+    log:
+        "results/logs/sft/{model}/{strategy}.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        with_reference=config["lora"]["with_reference"],
+        system_prompt_sha=sha(SYSTEM_PROMPT),
+    script:
+        "../scripts/build_sft.py"
+
+
+rule train_lora:
+    input:
+        sft=f"results/sft/{TEACHER}/{{strategy}}.jsonl",
+        model=built_model_input,
+    output:
+        directory("results/lora/{model}/{strategy}/r{rank}_lr{lr}"),
+    log:
+        "results/logs/lora/{model}/{strategy}/r{rank}_lr{lr}.log",
+    benchmark:
+        "results/benchmarks/lora/{model}/{strategy}/r{rank}_lr{lr}.tsv"
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: config["generation"]["threads"]
+    resources:
+        gpu=model_gpus,
+        mem_mb=model_mem_mb,
+        runtime=config["runtime_minutes"]["lora"],
+    params:
+        path=model_value("path", ""),
+        thinking=model_value("thinking"),
+        epochs=config["lora"]["epochs"],
+        seed=config["seed"],
+        batch_size=config["lora"]["batch_size"],
+        grad_accum=config["lora"]["grad_accum"],
+        max_length=config["lora"]["max_length"],
+        max_samples=config["lora"]["max_samples"] or None,
+        checkpoint_steps=config["lora"]["checkpoint_steps"],
+        logging_steps=config["lora"]["logging_steps"],
+        modules=config["lora"]["modules"],
+    script:
+        "../scripts/train_lora.py"
+
+
+# The main strategy's choice is the adapter of every +LoRA / DuoMem evaluation.
+rule select_adapter:
+    input:
+        unpack(selection_inputs),
+    output:
+        "results/lora/{model}/selected.json",
+    log:
+        "results/logs/lora/{model}/selected.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        labels=selection_labels,
+        strategy=selection_strategy,
+        split=DEV_SPLIT,
+        memory=SELECT_MEMORY,
+    script:
+        "../scripts/select_adapter.py"
+
+
+use rule select_adapter as select_strategy_adapter with:
+    output:
+        "results/lora/{model}/{strategy}/selected.json",
+    log:
+        "results/logs/lora/{model}/{strategy}/selected.log",

@@ -1,0 +1,226 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from duomem.config_check import ConfigError
+from duomem.lora import adapter_dir, encode_sft, lr_label, target_modules, train_lora
+from duomem.sft import IGNORE_INDEX, build_sft_dataset, read_sft
+
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+REPO = Path(__file__).resolve().parents[1]
+FAST = dict(rank=4, lr=1e-3, batch_size=2, grad_accum=1, logging_steps=1, checkpoint_steps=100, progress=False)
+
+
+def trajectory(n, steps):
+    msgs = [{"role": "user", "content": f"You are in room {n}.\n\nYour task is to: put a mug in cabinet."}]
+    for s in range(1, steps + 1):
+        msgs += [{"role": "assistant", "content": f"Thought: try cabinet {s}.\nAction: go to cabinet {s}"},
+                 {"role": "user", "content": f"You arrive at cabinet {s}."}]
+    return {"trajectory_id": f"t{n}#a1", "task_id": f"t{n}", "task_type": "pick_and_place_simple", "messages": msgs}
+
+
+@pytest.fixture(scope="module")
+def sft_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sft")
+    (d / "train.jsonl").write_text("".join(json.dumps(trajectory(n, 3)) + "\n" for n in range(3)))
+    build_sft_dataset(d / "train.jsonl", d / "latest.jsonl", "latest")  # 9 samples
+    return d / "latest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, sft_file, tmp_path_factory):
+    out = adapter_dir(tmp_path_factory.mktemp("lora"), "tiny", "latest", 4, 1e-3)
+    summary = train_lora(tiny_model_dir, sft_file, out, **FAST)
+    return out, summary
+
+
+def test_output_folder(trained):
+    out, summary = trained
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter_config.json", "adapter_model.safetensors", "train_summary.json", "trainer_log.json"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # temp and work folders gone
+    assert json.loads((out / "train_summary.json").read_text()) == summary
+    assert summary["alpha"] == 8 and summary["rank"] == 4 and summary["lr_label"] == "1e-03"
+    assert summary["samples"] == 9 and summary["steps"] == 5 and summary["resumed_from_step"] == 0
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["lora_alpha"] == 8
+    assert sorted(config["target_modules"]) == sorted(summary["target_modules"])
+
+
+def test_loss_curve_has_an_entry_per_logging_step(trained):
+    out, summary = trained
+    log = json.loads((out / "trainer_log.json").read_text())
+    assert [e["step"] for e in log["loss_curve"]] == [1, 2, 3, 4, 5]
+    assert all(e["loss"] > 0 for e in log["loss_curve"]) and summary["final_loss"] == log["loss_curve"][-1]["loss"]
+
+
+def analytic_count(c, r, mlp):
+    """LoRA on a Linear(n_in, n_out) adds A (r x n_in) and B (n_out x r)."""
+    h, i = c.hidden_size, c.intermediate_size
+    head = getattr(c, "head_dim", None) or h // c.num_attention_heads
+    q, kv = c.num_attention_heads * head, c.num_key_value_heads * head
+    shapes = [(h, q), (h, kv), (h, kv), (q, h)] + ([(h, i), (h, i), (i, h)] if mlp else [])
+    return c.num_hidden_layers * sum(r * (a + b) for a, b in shapes)
+
+
+def test_trainable_parameters_match_the_lora_formula(trained, tiny_model_dir, sft_file, tmp_path):
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(tiny_model_dir)
+    assert trained[1]["trainable_params"] == analytic_count(c, 4, mlp=False)
+    assert trained[1]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    mlp = train_lora(tiny_model_dir, sft_file, tmp_path / "mlp", **dict(FAST, max_samples=1, modules="attention_mlp"))
+    assert mlp["trainable_params"] == analytic_count(c, 4, mlp=True)
+
+
+def test_qwen3_4b_rank8_has_the_papers_5_9m_parameters():
+    """§5.2: "Qwen3-4B-Instruct with rank r=8 adds 5.9M parameters (<0.15% of the 4B backbone)"."""
+    import torch
+    from peft import get_peft_model
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from duomem.lora import lora_config
+
+    c = Qwen3Config(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                    num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=True)
+    with torch.device("meta"):  # shapes only, no memory
+        model = get_peft_model(Qwen3ForCausalLM(c), lora_config(c, rank=8))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert trainable == analytic_count(c, 8, mlp=False) == 5_898_240 and trainable / total < 0.0015
+
+
+def test_adapter_loads_and_changes_logits(trained, tiny_model_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, _ = trained
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        before = base(ids).logits
+        after = PeftModel.from_pretrained(base, out).eval()(ids).logits
+    assert (after - before).abs().max() > 1e-5
+
+
+def test_labels_only_on_assistant_tokens(tiny_model_dir, sft_file):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    records = read_sft(sft_file)
+    examples, counts = encode_sft(tok, records, max_length=4096)
+    for r, ex in zip(records, examples):
+        trained = [t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != IGNORE_INDEX]
+        assert tok.decode(trained) == r["messages"][-1]["content"] + "<|im_end|>"
+    assert counts["trained_tokens"] == sum(sum(lab != IGNORE_INDEX for lab in e["labels"]) for e in examples)
+    # too short for any sample's target: cut on the right, then dropped
+    short, counts = encode_sft(tok, records, max_length=50)
+    assert short == [] and counts["samples_dropped"] == counts["samples_truncated"] == 9
+
+
+def test_resume_after_kill(tiny_model_dir, sft_file, tmp_path):
+    out = tmp_path / "r4_lr1e-03"
+    kwargs = dict(FAST, batch_size=1, checkpoint_steps=1)
+    # The child announces each checkpoint and stalls at the third, so the kill lands at a known step.
+    child = textwrap.dedent(f"""
+        import sys, time
+        from transformers import TrainerCallback
+        from duomem.lora import train_lora
+
+        class Stall(TrainerCallback):
+            def on_save(self, args, state, control, **kw):
+                print("SAVED", state.global_step, flush=True)
+                if state.global_step == 3:
+                    time.sleep(600)
+
+        train_lora({str(tiny_model_dir)!r}, {str(sft_file)!r}, {str(out)!r}, callbacks=[Stall()], **{kwargs!r})
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("SAVED 3"):
+                break
+        else:
+            pytest.fail(f"the training child ended (rc {proc.wait()}) before its third checkpoint")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    work = tmp_path / f".{out.name}.work"
+    assert not out.exists() and (work / "checkpoint-3" / "trainer_state.json").exists()
+
+    summary = train_lora(tiny_model_dir, sft_file, out, **kwargs)
+    assert summary["resumed_from_step"] == 3 and summary["steps"] == 9
+    log = json.loads((out / "trainer_log.json").read_text())
+    assert [e["step"] for e in log["loss_curve"]] == list(range(1, 10))  # steps 1-3 come from the checkpoint
+    assert (out / "adapter_model.safetensors").exists() and not work.exists()
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tiny_model_dir, sft_file, tmp_path):
+    out = tmp_path / "adapter"
+    stale = tmp_path / ".adapter.work" / "checkpoint-7"
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{}")
+    (tmp_path / ".adapter.work" / "settings.json").write_text('{"rank": 99}')
+    summary = train_lora(tiny_model_dir, sft_file, out, **dict(FAST, max_samples=2))
+    assert summary["resumed_from_step"] == 0 and summary["samples"] == 2 and summary["steps"] == 1
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(rank=0), "rank"), (dict(rank=-2), "rank"), (dict(rank=2.5), "rank"),
+    (dict(lr=0), "lr"), (dict(lr=-1e-5), "lr"), (dict(lr="fast"), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(alpha=0), "alpha"), (dict(batch_size=0), "batch_size"), (dict(max_samples=0), "max_samples"),
+    (dict(modules="all"), "modules"),
+])
+def test_bad_arguments(tmp_path, bad, name):
+    args = dict(FAST, **bad)
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        train_lora(tmp_path / "model", tmp_path / "sft.jsonl", tmp_path / "out", **args)
+    assert not any(tmp_path.iterdir())
+
+
+def test_lr_labels_and_adapter_dir():
+    assert lr_label(5e-05) == lr_label(0.00005) == lr_label("5e-5") == "5e-05"
+    assert [lr_label(x) for x in (1e-6, 5e-6, 1e-5, 5e-5)] == ["1e-06", "5e-06", "1e-05", "5e-05"]
+    assert lr_label(2.5e-5) == "2.5e-05" and float(lr_label(2.5e-5)) == 2.5e-5
+    assert adapter_dir("results/lora", "qwen3-4b-instruct", "full", 8, 5e-5) == Path(
+        "results/lora/qwen3-4b-instruct/full/r8_lr5e-05")
+    with pytest.raises(ConfigError, match="full, latest, last5"):
+        adapter_dir("results/lora", "m", "all", 8, 5e-5)
+
+
+def test_target_modules_by_family():
+    from types import SimpleNamespace as NS
+
+    assert target_modules(NS(model_type="qwen3")) == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert target_modules(NS(model_type="llama"), "attention_mlp") == [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert target_modules(NS(model_type="gemma3")).startswith(".*language_model")
+    with pytest.raises(ConfigError, match="'gpt2'.*known: llama"):
+        target_modules(NS(model_type="gpt2"))
+
+
+def test_multimodal_gemma_adapts_the_language_model_only():
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, Gemma3Config
+
+    from duomem.lora import lora_config
+
+    c = Gemma3Config(
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=16, vocab_size=300),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=28, patch_size=14), mm_tokens_per_image=4)
+    with torch.device("meta"):
+        model = get_peft_model(AutoModelForCausalLM.from_config(c), lora_config(c, rank=2))
+    adapted = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
+    assert len(adapted) == 2 * 4 and all(".language_model." in n for n in adapted)  # no vision q_proj
