@@ -47,6 +47,21 @@ def model_value(key, default=None):
     return lambda w: MODELS[w.model].get(key, default)
 
 
+def vllm_value(key):
+    """A vllm engine setting (the model's own value, else the `vllm:` section's); None for other
+    backends, so changing an engine setting reruns only the vllm models' jobs."""
+
+    def value(w):
+        m = MODELS[w.model]
+        if m["backend"] != "vllm":
+            return None
+        if key == "tensor_parallel_size" and key not in m and "gpus" in m:
+            return max(1, m["gpus"])
+        return m.get(key, config["vllm"][key])
+
+    return value
+
+
 def generation_value(key):
     """A generation setting: the model's own value where it has one, else the global one."""
     return lambda w: MODELS[w.model].get(key, config["generation"][key])
@@ -64,6 +79,13 @@ POLICY_PARAMS = dict(
     temperature=config["generation"]["temperature"],
     batch_size=config["generation"]["batch_size"],
     seed=config["seed"],
+    tensor_parallel_size=vllm_value("tensor_parallel_size"),
+    max_model_len=vllm_value("max_model_len"),
+    gpu_memory_utilization=vllm_value("gpu_memory_utilization"),
+    max_lora_rank=vllm_value("max_lora_rank"),
+    max_loras=vllm_value("max_loras"),
+    enable_prefix_caching=vllm_value("enable_prefix_caching"),
+    vllm_dtype=vllm_value("dtype"),
 )
 
 

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,41 @@ def valid_unseen(data_root):
     from duomem.data import build_manifest
 
     return build_manifest(data_root, "valid_unseen")
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
+
+
+def snakemake(*args, workdir=None, check=True, timeout=900, env=None):
+    """Run the repository's Snakefile (in `workdir`); raise with the output's tail on failure."""
+    cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile")] + (["-d", str(workdir)] if workdir else []) + list(args)
+    r = subprocess.run(cmd, cwd=workdir or REPO, capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def job_counts(output):
+    counts, in_table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif parts and not set(line.strip()) <= {"-", " "}:
+                break
+    return counts
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, data_root):
+    """One end-to-end run of the smoke config, shared by every test that inspects its outputs
+    (it costs minutes). Tests may rerun parts of it but must leave its outputs complete."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake("-c2", "--configfile", str(SMOKE_CONFIG), workdir=workdir, timeout=1800)
+    return workdir

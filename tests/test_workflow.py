@@ -11,32 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(*args, workdir=None, check=True, timeout=900):
-    cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile")] + (["-d", str(workdir)] if workdir else []) + list(args)
-    r = subprocess.run(cmd, cwd=workdir or REPO, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
-
-
-def job_counts(output):
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif parts and not set(line.strip()) <= {"-", " "}:
-                break
-    return counts
+from conftest import REPO, SNAKEMAKE, job_counts, snakemake
 
 
 def test_lint_and_format_are_clean():
@@ -116,9 +91,9 @@ def _read(path):
     return list(csv.DictReader(open(path)))
 
 
-def test_smoke_run_end_to_end_and_resume_after_kill(tmp_path):
+def test_smoke_run_end_to_end_and_resume_after_kill(smoke_run):
     config = str(REPO / "config" / "smoke.yaml")
-    snakemake("-c2", "--configfile", config, workdir=tmp_path)
+    tmp_path = smoke_run
     table = _read(tmp_path / "results" / "table1.csv")
     assert [r["model"] for r in table] == ["tiny-random", "expert"]
     assert all(int(r["n_tasks"]) == 6 for r in table)
