@@ -71,6 +71,10 @@ def job_counts(output):
 def smoke_run(tmp_path_factory, data_root):
     """One end-to-end run of the smoke config, shared by every test that inspects its outputs
     (it costs minutes). Tests may rerun parts of it but must leave its outputs complete."""
-    workdir = tmp_path_factory.mktemp("smoke")
+    # DUOMEM_SMOKE_DIR (development only): reuse that folder; Snakemake then reruns only what is
+    # missing or whose params changed (code changes alone do not trigger reruns).
+    reuse = os.environ.get("DUOMEM_SMOKE_DIR")
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke")
+    workdir.mkdir(parents=True, exist_ok=True)
     snakemake("-c2", "--configfile", str(SMOKE_CONFIG), workdir=workdir, timeout=1800)
     return workdir
