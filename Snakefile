@@ -1,6 +1,11 @@
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from duomem.config_check import check_or_exit
 
 min_version("9.0")
+
+
+report: "report/workflow.rst"
 
 
 # The paper's setup, unless the command line names another config (a merge would mix both model sets).
@@ -9,7 +14,11 @@ if not config:
     configfile: "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml")
+# Duplicate keys, the schema (which fills the defaults), cross-key checks: a mistake stops here,
+# before any job, with one line naming the key and its allowed values.
+check_or_exit(
+    config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
+)
 
 
 include: "rules/common.smk"
@@ -20,6 +29,8 @@ include: "rules/memory.smk"
 include: "rules/lora.smk"
 include: "rules/eval.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -41,11 +41,15 @@ class Episode:
     def take(self, completion):
         """Record the model's turn; return the command to send ("" for an unusable completion)."""
         action, problem = parse_action(completion.text)
+        # The history gets the answer only; a thinking block is logged with the turn (Qwen3 card).
         self.messages.append({"role": "assistant", "content": completion.text})
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
-        self.turns.append({"completion": completion.text, "action": action, "problem": problem,
-                           "admissible": action in self.info.get("admissible", ())})
+        turn = {"completion": completion.text, "action": action, "problem": problem,
+                "admissible": action in self.info.get("admissible", ())}
+        if getattr(completion, "thinking", ""):
+            turn["thinking"] = completion.thinking
+        self.turns.append(turn)
         return action
 
     def observe(self, result):

@@ -62,9 +62,13 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
     order = {t["task_id"]: i for i, t in enumerate(tasks)}
     records.sort(key=lambda r: order[r["task_id"]])
     processed, model_s = meter.processed, meter.seconds  # naive: every prompt in full, every turn
+    split = {}
     if policy.engine:
         st = policy.engine.stats
         processed, model_s = st["prefill_tokens"] + st["decode_tokens"], st["model_seconds"]
+        split = {"prefill_seconds": round(st["prefill_seconds"], 1), "decode_seconds": round(st["decode_seconds"], 1),
+                 "prefill_tokens": st["prefill_tokens"], "decode_tokens": st["decode_tokens"],
+                 "policy_seconds": round(meter.seconds, 1)}
     unique = sum(n for _, n in meter.final.values())
     return {
         "mode": mode, "episodes": len(records), "wall_seconds": round(wall, 1),
@@ -72,7 +76,7 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
         "won": sum(r["won"] for r in records), "steps": sum(r["steps"] for r in records),
         "processed_tokens": processed, "unique_tokens": unique,
         "processed_over_unique": round(processed / unique, 3),
-        "outside_model_share": round(1 - model_s / wall, 3),
+        "outside_model_share": round(1 - model_s / wall, 3), **split,
         "actions": [r["actions"] for r in records],
     }
 

@@ -55,6 +55,8 @@ def collect(manifest, trajectories_out, stats_out, make_policy, *, attempts, ret
     log_path = partial_log_path(trajectories_out)
     policy = None
     with EpisodeLog(log_path, fingerprint(params)) as log:
+        if log.records:
+            print(f"resumed {len(log.records)} finished tries from {log_path}", file=sys.stderr)
         bar = tqdm(total=len(tasks) * attempts, desc="teacher instances", file=sys.stderr, disable=not progress)
         try:
             with EnvPool(num_envs, max_steps=max_steps, expert=expert) as pool:
@@ -84,7 +86,8 @@ def collect(manifest, trajectories_out, stats_out, make_policy, *, attempts, ret
     trajectories = [{
         "trajectory_id": f"{r['base_task_id']}#a{r['attempt']}", "task_id": r["base_task_id"],
         "task_type": r["task_type"], "task": r["task"], "game": r["game"], "attempt": r["attempt"],
-        "try": r["try"], "steps": r["steps"], "actions": r["actions"], "messages": trajectory_messages(r),
+        "try": r["try"], "steps": r["steps"], "seconds": r["seconds"], "actions": r["actions"],
+        "messages": trajectory_messages(r),
     } for r in wins]
     stats = collection_stats(tries, len(tasks), attempts, retries)
     write_jsonl_atomic(trajectories_out, trajectories)

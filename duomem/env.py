@@ -6,6 +6,7 @@ cost 1-2.5 s, so every episode slot owns a worker process: resets and steps of d
 episodes overlap each other and the model's forward passes.
 """
 
+import functools
 import multiprocessing as mp
 import random
 from multiprocessing.connection import wait
@@ -49,11 +50,26 @@ def _expert_wrapper():
     return FolderAlfredExpert(expert_type="handcoded")
 
 
+def _cache_pddl_translation():
+    """textworld translates a game's PDDL with fast_downward twice on load and twice again on
+    reset (plain and optimized, each time the same inputs): half of a reset's 1-2.5 s. The
+    translation is a pure function of (domain, problem, flags) and its result is only read, so
+    the reset reuses what the load computed."""
+    import fast_downward
+
+    if getattr(fast_downward.pddl2sas, "duomem_cached", False):
+        return
+    cached = functools.lru_cache(maxsize=4)(fast_downward.pddl2sas)
+    cached.duomem_cached = True
+    fast_downward.pddl2sas = cached
+
+
 def make_game_env(game_file, max_steps, expert):
     import textworld
     import textworld.gym
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
+    _cache_pddl_translation()
     extras = ["gamefile", "expert_plan"] if expert else ["gamefile"]
     infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=extras)
     wrappers = [AlfredDemangler(shuffle=False), AlfredInfos]
@@ -126,11 +142,24 @@ def _worker(conn, max_steps, expert):
     conn.close()
 
 
+# Workers are forked from a fork server that has imported textworld and alfworld once: starting
+# a worker then costs milliseconds instead of a Python start and 1-2 s of imports (a spawn). The
+# fork server is a fresh process, so no worker is forked from a process holding torch threads.
+_PRELOAD = ["__main__", "duomem.env", "textworld.gym", "fast_downward",
+            "alfworld.agents.environment.alfred_tw_env"]
+
+
+def _context():
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
 class EnvPool:
     """`size` worker processes; requests go out at once and answers are collected as they arrive."""
 
     def __init__(self, size, max_steps=30, expert=False):
-        ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads
+        ctx = _context()
         self.conns, self.procs = [], []
         for _ in range(size):
             parent, child = ctx.Pipe()
@@ -165,7 +194,7 @@ class EnvPool:
             slot = self.conns.index(conn)
             try:
                 status, payload = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):  # the worker died: EOF, or a reset connection
                 raise EnvError(f"ALFWorld worker {slot} died (out of memory or killed)") from None
             self.busy.discard(slot)
             if status == "error":

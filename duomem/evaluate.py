@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .agent import run_episodes
+from .config_check import ConfigError
 from .data import data_root as find_data_root
 from .data import manifest_checksum
 from .env import EnvPool
@@ -55,6 +56,8 @@ def evaluate(manifest, episodes_out, summary_out, provenance_out, make_policy, *
     wanted = {t["task_id"] for t in tasks}
     with EpisodeLog(log_path, fingerprint(params)) as log:
         done = log.done_ids() & wanted
+        if done:
+            print(f"resumed {len(done)} finished episodes from {log_path}", file=sys.stderr)
         todo = [t for t in tasks if t["task_id"] not in done]
         if todo:
             policy = make_policy()
@@ -84,16 +87,22 @@ def evaluate_with_memory(manifest, episodes_out, summary_out, provenance_out, ma
                          reference=None, memories=None, bank=None, queries=None, **kwargs):
     """`evaluate` under a memory configuration label (see duomem.memory_config)."""
     from .memory import load_memories
-    from .memory_config import context_builder, load_vectors
+    from .memory_config import context_builder, load_vectors, parse_label
     from .references import load_references
 
     tasks = read_jsonl(manifest)
+    scripts = load_memories(memories) if memories else None
+    _, _, k = parse_label(memory)
+    if k and scripts is not None and k > len(scripts):  # known only now: the teacher solved fewer instances
+        raise ConfigError(f"config key `memory.k` (or `memory.k_ablation`): k={k} (memory configuration {memory}) "
+                          f"is larger than the memory bank {memories} ({len(scripts)} scripts); allowed: "
+                          f"1 to {len(scripts)}, or collect more trajectories (teacher_collection.attempts/retries)")
     bank_vectors = query_vectors = query_ids = None
     if bank:
         bank_vectors, _ = load_vectors(bank)
         query_vectors, query_ids = load_vectors(queries)
     context_for = context_builder(memory, tasks, references=load_references(Path(reference)) if reference else None,
-                                  memories=load_memories(memories) if memories else None,
+                                  memories=scripts,
                                   bank_vectors=bank_vectors, query_vectors=query_vectors, query_ids=query_ids)
     return evaluate(manifest, episodes_out, summary_out, provenance_out, make_policy, context_for=context_for,
                     **kwargs)

@@ -110,11 +110,28 @@ def _sha256(path):
     return h.hexdigest()
 
 
+def _sort_target_modules(config_path):
+    """peft writes target_modules from a set, in an order that changes with Python's hash seed: sorted,
+    two identical trainings give byte-identical adapter folders."""
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _complete(checkpoint):
+    """Trainer writes trainer_state.json last, and not atomically: a kill can leave it torn."""
+    try:
+        return "global_step" in json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def _last_checkpoint(work):
-    """The newest complete checkpoint (trainer_state.json is written last); partial ones are removed."""
+    """The newest complete checkpoint; partial ones are removed."""
     done = []
     for d in work.glob("checkpoint-*"):
-        if (d / "trainer_state.json").exists():
+        if _complete(d):
             done.append(d)
         else:
             shutil.rmtree(d, ignore_errors=True)
@@ -220,6 +237,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))  # adapter_config.json + adapter_model.safetensors
     (tmp / "README.md").unlink(missing_ok=True)  # peft's model card template: only noise here
+    _sort_target_modules(tmp / "adapter_config.json")
     write_json_atomic(tmp / "trainer_log.json", {"loss_curve": curve, "log_history": history})
     write_json_atomic(tmp / "train_summary.json", summary)
     shutil.rmtree(out, ignore_errors=True)

@@ -35,8 +35,12 @@ def parse_action(completion):
     problem = None
     if lines:
         raw = next((line for line in lines if line.strip()), "")
+        # Several different commands in one turn: which one was meant is a guess, so none is played.
+        # (Backends end a turn after its first action line, as a stop sequence does.)
+        if len({_clean(line) for line in lines if line.strip()}) > 1:
+            return "", "multiple_actions"
         if len(lines) > 1:
-            problem = "multiple_actions"
+            problem = "repeated_action"
     else:
         # A bare command on one line ("go to desk 1") is accepted; prose is not.
         stripped = text.strip()

@@ -1,4 +1,8 @@
-"""Paper tables, built only from results files. Each writes a CSV and a Markdown rendering."""
+"""Paper tables 1-6, 8 and 9, built only from results files. Each writes a CSV and a Markdown rendering.
+
+Every success rate carries its 95% Wilson interval (from the evaluation's summary.csv); every Δ between
+two configurations carries the exact McNemar test over the same tasks (duomem.paired).
+"""
 
 import json
 from pathlib import Path
@@ -6,20 +10,49 @@ from pathlib import Path
 import pandas as pd
 
 from .io import write_text_atomic
+from .paired import TYPE_SHORT, by_type, delta_columns, overall
+
+DELTA_NOTE = ("Δ columns: `_pts` percentage points, `_rel_pct` relative change, `_gained` / `_lost` tasks won "
+              "only by the newer / only by the baseline configuration (same tasks), `_p_mcnemar` two-sided "
+              "exact McNemar p-value.")
+TYPE_SUFFIXES = tuple(f"_{s}_pct" for s in TYPE_SHORT.values())
+TYPE_COLUMNS = {f"{s}_pct" for s in TYPE_SHORT.values()}
 
 
-def _write(df, csv_out, md_out, title):
+def _is_type_column(name):
+    return name.endswith(TYPE_SUFFIXES) or name in TYPE_COLUMNS
+
+
+def _md(df):
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval="")
+
+
+def _markdown(df, title, note="", id_cols=("model",)):
+    """The table; per-task-type columns go to a second table so the first stays readable."""
+    type_cols = [c for c in df.columns if _is_type_column(c)]
+    main = df.drop(columns=type_cols)
+    text = f"# {title}\n\n" + (_md(main) if len(main) else "(no rows)") + "\n"
+    if type_cols:
+        ids = [c for c in id_cols if c in df.columns]
+        text += "\n## Success (%) by task type\n\n" + _md(df[ids + type_cols]) + "\n"
+    if note:
+        text += f"\n{note}\n"
+    return text
+
+
+def write_table(df, csv_out, md_out, title, note="", id_cols=("model",)):
+    for c in df.columns:  # task counts stay integers where some rows have no Δ
+        if c.endswith(("_gained", "_lost")):
+            df[c] = df[c].astype("Int64")
     write_text_atomic(csv_out, df.to_csv(index=False))
-    write_text_atomic(md_out, f"# {title}\n\n" + df.to_markdown(index=False) + "\n")
+    write_text_atomic(md_out, _markdown(df, title, note, id_cols))
     return df
 
 
-def _overall(summary_path):
-    return pd.read_csv(summary_path).set_index("group").loc["all"]
-
-
-def _delta_pct(new, old):
-    return round(100 * (new - old) / old, 1) if old else float("nan")
+def cell(summary):
+    """(success %, "[low, high]" Wilson interval, mean steps) of an evaluation."""
+    s = overall(summary)
+    return s["success_pct"], f"[{s['ci_low_pct']}, {s['ci_high_pct']}]", s["mean_steps"]
 
 
 def table1(columns, models, teacher, csv_out, md_out):
@@ -31,20 +64,19 @@ def table1(columns, models, teacher, csv_out, md_out):
         for col, paths in columns.items():
             if paths[i] is None:
                 continue
-            s = _overall(paths[i])
+            s = overall(paths[i])
             row["n_tasks"] = int(s["n"])
             row[f"{col}_success_pct"] = s["success_pct"]
             row[f"{col}_ci95"] = f"[{s['ci_low_pct']}, {s['ci_high_pct']}]"
             row[f"{col}_mean_steps"] = s["mean_steps"]
-        # The paper's Δ columns: DuoMem against No Memory and against MemP (points and relative %).
+            row.update({f"{col}_{t}_pct": pct for t, pct in by_type(paths[i]).items()})
+        # The paper's Δ columns: DuoMem against No Memory and against MemP, with a paired test.
         for base in ("no_memory", "memp"):
-            if "duomem_success_pct" in row and f"{base}_success_pct" in row:
-                new, old = row["duomem_success_pct"], row[f"{base}_success_pct"]
-                row[f"delta_vs_{base}_pts"] = round(new - old, 2)
-                row[f"delta_vs_{base}_rel_pct"] = _delta_pct(new, old)
+            if base in columns and "duomem" in columns and columns[base][i] and columns["duomem"][i]:
+                row.update(delta_columns(f"delta_vs_{base}", columns[base][i], columns["duomem"][i]))
         rows.append(row)
-    return _write(pd.DataFrame(rows), csv_out, md_out,
-                  "Table 1: success rate (%) on valid_unseen (test), 95% Wilson intervals")
+    return write_table(pd.DataFrame(rows), csv_out, md_out,
+                       "Table 1: success rate (%) on valid_unseen (test), 95% Wilson intervals", DELTA_NOTE)
 
 
 def table2(columns, models, selections, csv_out, md_out):
@@ -55,41 +87,45 @@ def table2(columns, models, selections, csv_out, md_out):
         row = {"model": model}
         for col, paths in columns.items():
             if paths[i] is not None:
-                s = _overall(paths[i])
+                s = overall(paths[i])
                 row[f"{col}_mean_steps"], row[f"{col}_mean_seconds"] = s["mean_steps"], s["mean_seconds"]
         if model in selections:
             sel = json.loads(Path(selections[model]).read_text())
             row["lora_params"] = sel["trainable_params"]
         rows.append(row)
-    return _write(pd.DataFrame(rows), csv_out, md_out, "Table 2: steps and seconds per task (valid_unseen)")
-
-
-def _cell(summary):
-    s = _overall(summary)
-    return s["success_pct"], f"[{s['ci_low_pct']}, {s['ci_high_pct']}]", s["mean_steps"]
+    return write_table(pd.DataFrame(rows), csv_out, md_out, "Table 2: steps and seconds per task (valid_unseen)")
 
 
 def table4(rows, csv_out, md_out):
     """Table 4 (LoRA across memory configurations): [(model, memory, base summary, lora summary)]."""
     out = []
     for model, memory, base, lora in rows:
-        b, bci, _ = _cell(base)
-        a, aci, _ = _cell(lora)
-        out.append({"model": model, "memory": memory, "base_success_pct": b, "base_ci95": bci,
-                    "lora_success_pct": a, "lora_ci95": aci, "delta_pts": round(a - b, 2)})
-    return _write(pd.DataFrame(out), csv_out, md_out,
-                  "Table 4: LoRA across memory configurations (valid_unseen success %, adapter selected on dev)")
+        b, bci, _ = cell(base)
+        a, aci, _ = cell(lora)
+        row = {"model": model, "memory": memory, "base_success_pct": b, "base_ci95": bci,
+               "lora_success_pct": a, "lora_ci95": aci}
+        out.append({**row, **delta_columns("delta", base, lora)})
+    return write_table(pd.DataFrame(out), csv_out, md_out,
+                       "Table 4: LoRA across memory configurations (valid_unseen success %, adapter selected on dev)",
+                       DELTA_NOTE + " Baseline: the same memory configuration without LoRA.")
 
 
-def table5(rows, csv_out, md_out):
-    """Table 5 (input strategies): [(model, strategy, memory, summary)] -> one row per model x strategy."""
-    table = {}
+def table5(rows, csv_out, md_out, main_strategy="full"):
+    """Table 5 (input strategies): [(model, strategy, memory, summary)] -> one row per model x strategy;
+    every other strategy's Δ is taken against `main_strategy` under the same memory configuration."""
+    table, paths = {}, {}
     for model, strategy, memory, summary in rows:
-        pct, ci, _ = _cell(summary)
+        pct, ci, _ = cell(summary)
         row = table.setdefault((model, strategy), {"model": model, "strategy": strategy})
         row[f"{memory}_success_pct"], row[f"{memory}_ci95"] = pct, ci
-    return _write(pd.DataFrame(list(table.values())), csv_out, md_out,
-                  "Table 5: LoRA input strategies (valid_unseen success %, best adapter per strategy on dev)")
+        paths[model, strategy, memory] = summary
+    for (model, strategy, memory), summary in paths.items():
+        main = paths.get((model, main_strategy, memory))
+        if strategy != main_strategy and main:
+            table[model, strategy].update(delta_columns(f"{memory}_delta_vs_{main_strategy}", main, summary))
+    return write_table(pd.DataFrame(list(table.values())), csv_out, md_out,
+                       "Table 5: LoRA input strategies (valid_unseen success %, best adapter per strategy on dev)",
+                       DELTA_NOTE + f" Baseline: the {main_strategy} strategy under the same memory configuration.")
 
 
 def table8(rows, selections, csv_out, md_out):
@@ -100,22 +136,26 @@ def table8(rows, selections, csv_out, md_out):
     out = []
     for model, label, summary in rows:
         strategy, rank, lr = parse_grid_label(label)
-        pct, ci, steps = _cell(summary)
+        pct, ci, steps = cell(summary)
         out.append({"model": model, "strategy": strategy, "rank": rank, "lr": lr, "dev_success_pct": pct,
                     "dev_ci95": ci, "dev_mean_steps": steps, "selected": chosen.get(model) == label})
-    return _write(pd.DataFrame(out), csv_out, md_out,
-                  "Table 8: LoRA grid on valid_seen (dev) under MemP+CD")
+    return write_table(pd.DataFrame(out), csv_out, md_out, "Table 8: LoRA grid on valid_seen (dev) under MemP+CD")
 
 
 def table9(pairs, csv_out, md_out):
     """Table 9 (CD ablation): `pairs` is [(model, kind, student_summary, teacher_summary)]."""
     rows = []
     for model, kind, own, cd in pairs:
-        a, b = _overall(own)["success_pct"], _overall(cd)["success_pct"]
-        rows.append({"model": model, "memory": kind, "student_memories_pct": a, "teacher_memories_pct": b,
-                     "delta_cd_pct_points": round(b - a, 2), "delta_cd_relative_pct": _delta_pct(b, a)})
-    return _write(pd.DataFrame(rows), csv_out, md_out,
-                  "Table 9: context distillation, student vs teacher memories (valid_unseen success %)")
+        a, aci, _ = cell(own)
+        b, bci, _ = cell(cd)
+        d = delta_columns("delta_cd", own, cd)
+        rows.append({"model": model, "memory": kind, "student_memories_pct": a, "student_memories_ci95": aci,
+                     "teacher_memories_pct": b, "teacher_memories_ci95": bci,
+                     "delta_cd_pct_points": d.pop("delta_cd_pts"), "delta_cd_relative_pct": d.pop("delta_cd_rel_pct"),
+                     **d})
+    return write_table(pd.DataFrame(rows), csv_out, md_out,
+                       "Table 9: context distillation, student vs teacher memories (valid_unseen success %)",
+                       DELTA_NOTE + " Baseline: the student's own memories.")
 
 
 def table6(stats_path, teacher, csv_out, md_out):
@@ -129,7 +169,7 @@ def table6(stats_path, teacher, csv_out, md_out):
         row[f"cumulative_success_pct_try_{k}"] = pct
     row.update({"successful_trajectories": s["successful_trajectories"],
                 "mean_steps_successful": s["mean_steps_successful"]})
-    return _write(pd.DataFrame([row]), csv_out, md_out, "Table 6: teacher trajectory collection")
+    return write_table(pd.DataFrame([row]), csv_out, md_out, "Table 6: teacher trajectory collection")
 
 
 def table3_context(banks, references_path, count_tokens, k, csv_out, md_out, selections=()):
@@ -159,4 +199,5 @@ def table3_context(banks, references_path, count_tokens, k, csv_out, md_out, sel
             row["mean_adapter_mb_bf16"] = round(sum(s["adapter_mb_bf16"] for s in sels) / len(sels), 3)
             row["mean_adapter_mb_on_disk"] = round(
                 sum(s["adapter_mb_on_disk"] or 0 for s in sels) / len(sels), 3)
-    return _write(pd.DataFrame(rows), csv_out, md_out, "Table 3: context overhead (tokens of the token_counter tokenizer)")
+    return write_table(pd.DataFrame(rows), csv_out, md_out,
+                       "Table 3: context overhead (tokens of the token_counter tokenizer)", id_cols=("memory_bank",))

@@ -75,6 +75,10 @@ POLICY_PARAMS = dict(
     served_name=model_value("served_name", ""),
     api_key_env=model_value("api_key_env", "OPENAI_API_KEY"),
     concurrency=model_value("concurrency", 8),
+    timeout=model_value("timeout", 120.0),
+    max_retries=model_value("max_retries", 5),
+    serve=model_value("serve", ""),
+    serve_timeout=model_value("serve_timeout", 1800),
     thinking=model_value("thinking"),
     temperature=config["generation"]["temperature"],
     batch_size=config["generation"]["batch_size"],
@@ -189,6 +193,7 @@ def all_targets():
         targets += ["results/table4.csv", "results/table8.csv"]
     if LORA["strategy_models"]:
         targets.append("results/table5.csv")
+    targets += report_targets()
     return targets
 
 
@@ -356,3 +361,169 @@ def table8_rows():
         for m in LORA["models"]
         for l in grid_labels(MAIN_STRATEGY)
     ]
+
+
+# ---- tables 7 and 10, figures, the paper comparison, the trajectory viewer (issue 7) ----
+
+from pathlib import Path
+
+from duomem.paper import matching_rows, paper_entries, paper_numbers_path
+
+PAPER_NUMBERS = str(paper_numbers_path())
+
+
+def episodes_of(summaries):
+    """The episodes.jsonl beside each summary: paired tests read the per-task outcomes."""
+    return [str(Path(p).with_name("episodes.jsonl")) for p in summaries if p]
+
+
+def table7_rows():
+    """(model, memory, summary) for every evaluated model and memory configuration, no adapter."""
+    return [
+        (m, memory, eval_file("summary.csv", TEST_SPLIT, m, "base", memory))
+        for m in evaluated_models()
+        for memory in memory_labels(m)
+    ]
+
+
+def thinking_pairs():
+    """(non-thinking, thinking): two evaluated model entries of one `path`, thinking false and true."""
+    models = evaluated_models()
+    return [
+        (a, b)
+        for a in models
+        for b in models
+        if MODELS[a].get("path")
+        and MODELS[a].get("path") == MODELS[b].get("path")
+        and MODELS[a].get("thinking") is False
+        and MODELS[b].get("thinking") is True
+    ]
+
+
+def table10_rows():
+    return [
+        (
+            a,
+            b,
+            memory,
+            eval_file("summary.csv", TEST_SPLIT, a, "base", memory),
+            eval_file("summary.csv", TEST_SPLIT, b, "base", memory),
+        )
+        for a, b in thinking_pairs()
+        for memory in memory_labels(a)
+        if memory in memory_labels(b)
+    ]
+
+
+def figure3_rows():
+    """(model, kind, k, summary): Script and MemP with CD at every k of the ablation and the main k."""
+    ks = sorted(set(config["memory"]["k_ablation"]) | {K})
+    return [
+        (
+            m,
+            kind,
+            k,
+            eval_file("summary.csv", TEST_SPLIT, m, "base", make_label(kind, True, k)),
+        )
+        for m in config["memory"]["k_ablation_models"]
+        for kind in ("script", "memp")
+        for k in ks
+    ]
+
+
+def loss_curve_runs():
+    """(model, grid label, adapter folder) of every adapter the configuration trains."""
+    runs = [
+        (m, l, lora_dir(m, l))
+        for m in LORA["models"]
+        for l in grid_labels(MAIN_STRATEGY)
+    ]
+    runs += [
+        (m, l, lora_dir(m, l))
+        for m in LORA["strategy_models"]
+        for s in LORA["strategies"]
+        for l in grid_labels(s)
+    ]
+    return list(dict.fromkeys(runs))
+
+
+def paper_comparison_rows():
+    """The paper's numbers whose setting this configuration evaluates anyway (duomem.paper)."""
+    return matching_rows(
+        paper_entries(PAPER_NUMBERS),
+        MODELS,
+        config["max_steps"],
+        adapter_label,
+        lambda m, a, l: eval_file("summary.csv", TEST_SPLIT, m, a, l),
+        set(eval_targets() + lora_eval_targets()),
+    )
+
+
+def viewer_targets():
+    """One trajectory viewer page per evaluation in `rule all` (dev grid evaluations excepted)."""
+    return [
+        f"results/viewer/{Path(p).parent.relative_to('results/eval')}.html"
+        for p in dict.fromkeys(eval_targets() + lora_eval_targets())
+    ]
+
+
+def report_targets():
+    """Tables 7/10, figures, the paper comparison and the viewers this configuration can fill."""
+    targets = ["results/table7.csv", "results/paper_comparison.csv"]
+    targets += [f"results/figures/{f}.png" for f in ("success_by_type", "efficiency")]
+    if thinking_pairs():
+        targets.append("results/table10.csv")
+    if config["memory"]["k_ablation"] and config["memory"]["k_ablation_models"]:
+        targets.append("results/figures/figure3.png")
+    if LORA["models"]:
+        targets.append("results/figures/lora_grid.png")
+    if loss_curve_runs():
+        targets.append("results/figures/loss_curves.png")
+    return targets + viewer_targets()
+
+
+# ---- where a job runs: conda environment, host memory, SLURM settings of GPU jobs (issue 5) ----
+
+import os
+
+# The environments' post-deploy scripts (envs/*.post-deploy.sh) install this checkout into them.
+os.environ.update(DUOMEM_REPO=workflow.basedir)
+
+
+def model_env(w):
+    """The conda environment of a model job: the GPU stack (vLLM, CUDA torch) where
+    the job holds GPUs, else the CPU stack (CPU configs, endpoint teacher, expert)."""
+    return "../envs/duomem-gpu.yaml" if model_gpus(w) else "../envs/duomem-cpu.yaml"
+
+
+def model_job_mem_mb(w, attempt):
+    """The model's host memory, doubled on each retry: a job killed for memory gets more next time."""
+    return model_mem_mb(w) * 2 ** (attempt - 1)
+
+
+def gpu_job_setting(gpu_var, fallback_var=None):
+    """A resource taken from the environment that depends on whether the job holds GPUs: $gpu_var
+    (else $fallback_var) for jobs with GPUs, $fallback_var for the others, '' where unset. The SLURM
+    profile's GPU partition and GPU type: a job without GPUs must not carry a GPU type (the plugin
+    would submit --gpus=<type>:0), and only the rule knows the job's GPU count."""
+
+    def value(w):
+        names = [gpu_var, fallback_var] if model_gpus(w) else [fallback_var]
+        return next((os.environ[n] for n in names if n and os.environ.get(n)), "")
+
+    return value
+
+
+def holds_gpus(w):
+    """1 for a job that holds GPUs. profiles/local-gpu runs one such job at a time:
+    Snakemake never sets CUDA_VISIBLE_DEVICES, so concurrent GPU jobs share a device."""
+    return int(model_gpus(w) > 0)
+
+
+GPU_JOB_RESOURCES = dict(
+    slurm_partition=gpu_job_setting(
+        "DUOMEM_SLURM_GPU_PARTITION", "DUOMEM_SLURM_PARTITION"
+    ),
+    gpu_model=gpu_job_setting("DUOMEM_GPU_MODEL"),
+    gpu_jobs=holds_gpus,
+)

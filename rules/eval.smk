@@ -13,11 +13,12 @@ rule evaluate:
     benchmark:
         "results/benchmarks/eval/{split}/{model}/{adapter}/{memory}.tsv"
     conda:
-        "../envs/duomem-cpu.yaml"
+        model_env
     threads: config["generation"]["threads"]
     resources:
+        **GPU_JOB_RESOURCES,
         gpu=model_gpus,
-        mem_mb=model_mem_mb,
+        mem_mb=model_job_mem_mb,
         runtime=config["runtime_minutes"]["eval"],
     params:
         **POLICY_PARAMS,

@@ -30,11 +30,12 @@ rule train_lora:
     benchmark:
         "results/benchmarks/lora/{model}/{strategy}/r{rank}_lr{lr}.tsv"
     conda:
-        "../envs/duomem-cpu.yaml"
+        model_env
     threads: config["generation"]["threads"]
     resources:
+        **GPU_JOB_RESOURCES,
         gpu=model_gpus,
-        mem_mb=model_mem_mb,
+        mem_mb=model_job_mem_mb,
         runtime=config["runtime_minutes"]["lora"],
     params:
         path=model_value("path", ""),

@@ -10,11 +10,12 @@ rule extract_memories:
     benchmark:
         "results/benchmarks/memory/{model}.tsv"
     conda:
-        "../envs/duomem-cpu.yaml"
+        model_env
     threads: config["generation"]["threads"]
     resources:
+        **GPU_JOB_RESOURCES,
         gpu=model_gpus,
-        mem_mb=model_mem_mb,
+        mem_mb=model_job_mem_mb,
         runtime=config["runtime_minutes"]["extract"],
     params:
         **POLICY_PARAMS,

@@ -10,11 +10,12 @@ rule collect_trajectories:
     benchmark:
         "results/benchmarks/trajectories/{model}.tsv"
     conda:
-        "../envs/duomem-cpu.yaml"
+        model_env
     threads: config["generation"]["threads"]
     resources:
+        **GPU_JOB_RESOURCES,
         gpu=model_gpus,
-        mem_mb=model_mem_mb,
+        mem_mb=model_job_mem_mb,
         runtime=config["runtime_minutes"]["collect"],
     params:
         **POLICY_PARAMS,

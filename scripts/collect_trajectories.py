@@ -1,14 +1,17 @@
 from duomem.cli import run
 from duomem.collect import collect
 from duomem.policies import policy_from_params
+from duomem.serving import endpoint, result_params
 
 
 def main(sm):
     p = dict(sm.params)
-    collect(sm.input.manifest, sm.output.trajectories, sm.output.stats,
-            lambda: policy_from_params(p, threads=sm.threads), attempts=p["attempts"], retries=p["retries"],
-            max_steps=p["max_steps"], seed=p["seed"], num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
-            run_params={"model": sm.wildcards.model, **p}, expert=p["backend"] == "expert")
+    with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one
+        collect(sm.input.manifest, sm.output.trajectories, sm.output.stats,
+                lambda: policy_from_params(live(), threads=sm.threads), attempts=p["attempts"],
+                retries=p["retries"], max_steps=p["max_steps"], seed=p["seed"], num_envs=p["num_envs"],
+                alfworld_data=p["alfworld_data"], run_params={"model": sm.wildcards.model, **result_params(p)},
+                expert=p["backend"] == "expert")
 
 
 # Guarded: environment workers are spawned processes that re-import this file.

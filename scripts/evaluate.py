@@ -2,6 +2,7 @@ from duomem.cli import run
 from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
 from duomem.selection import selected_adapter
+from duomem.serving import endpoint, result_params
 
 
 def main(sm):
@@ -10,15 +11,20 @@ def main(sm):
     adapter, adapter_name = inp.get("adapter"), sm.wildcards.adapter
     if inp.get("selected"):
         adapter, adapter_name = selected_adapter(inp.selected)
-    evaluate_with_memory(
-        inp.manifest, out.episodes, out.summary, out.provenance,
-        lambda: policy_from_params(p, threads=sm.threads, adapter=adapter, adapter_name=adapter_name), memory=sm.wildcards.memory,
-        reference=inp.get("reference"), memories=inp.get("memories"), bank=inp.get("bank"),
-        queries=inp.get("queries"), split=sm.wildcards.split, max_steps=p["max_steps"], seed=p["seed"],
-        num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
-        run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "adapter_path": adapter,
-                    "memory": sm.wildcards.memory, **p},
-        expert=p["backend"] == "expert")
+    with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one
+        evaluate_with_memory(
+            inp.manifest, out.episodes, out.summary, out.provenance,
+            lambda: policy_from_params(live(), threads=sm.threads, adapter=adapter, adapter_name=adapter_name),
+            memory=sm.wildcards.memory,
+            reference=inp.get("reference"), memories=inp.get("memories"), bank=inp.get("bank"),
+            queries=inp.get("queries"), split=sm.wildcards.split, max_steps=p["max_steps"], seed=p["seed"],
+            num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
+            run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "adapter_path": adapter,
+                        "memory": sm.wildcards.memory, **result_params(p)},
+            expert=p["backend"] == "expert")
+    # the selection file names the adapter: its folder and checksum go into the job's provenance
+    return {"provenance": {"model": {"adapter_path": adapter, "adapter_name": adapter_name},
+                           "extra_inputs": [adapter] if inp.get("selected") else []}}
 
 
 # Guarded: environment workers are spawned processes that re-import this file.

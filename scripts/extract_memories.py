@@ -2,15 +2,17 @@ from duomem.cli import run
 from duomem.memory import make_memory_bank
 from duomem.models import token_counter
 from duomem.policies import policy_from_params
+from duomem.serving import endpoint, result_params
 
 
 def main(sm):
     p = dict(sm.params)
     method = "keysteps" if p["backend"] == "expert" else "llm"
-    make_memory_bank(sm.input.trajectories, sm.output[0], method,
-                     make_policy=lambda: policy_from_params(p, threads=sm.threads),
-                     count_tokens=token_counter(p["token_counter"]), batch_size=p["batch_size"],
-                     fingerprint_params={"model": sm.wildcards.model, **p})
+    with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one
+        make_memory_bank(sm.input.trajectories, sm.output[0], method,
+                         make_policy=lambda: policy_from_params(live(), threads=sm.threads),
+                         count_tokens=token_counter(p["token_counter"]), batch_size=p["batch_size"],
+                         fingerprint_params={"model": sm.wildcards.model, **result_params(p)})
 
 
 # Guarded: spawned worker processes re-import this file.

@@ -64,3 +64,48 @@ def test_corrupt_game_file_is_named(tmp_path):
     game.write_text(json.dumps({"grammar": "no task here"}))
     with pytest.raises(DataError, match="no task sentence"):
         build_manifest(tmp_path, "train")
+
+
+# ---- through Snakemake: the manifest rule stops with one line naming the cause ----
+
+def _one_game_folder(data_root, dest_root, split="valid_unseen"):
+    src = sorted((data_root / "json_2.1.1" / split).iterdir())[0]
+    dest = dest_root / "json_2.1.1" / split / src.name
+    shutil.copytree(src, dest)
+    return dest
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "partial", "corrupt"])
+def test_bad_data_stops_the_manifest_rule_with_one_line(tmp_path, data_root, case):
+    import os
+
+    from conftest import REPO, snakemake
+
+    games = tmp_path / "games"
+    overlay = {"alfworld_data": str(games)}
+    env = dict(os.environ)
+    if case == "missing":
+        env.pop("ALFWORLD_DATA", None)
+        overlay["alfworld_data"] = ""
+        expected = "ALFWORLD_DATA is not set"
+    elif case == "empty":
+        (games / "json_2.1.1" / "valid_unseen").mkdir(parents=True)
+        expected = "The split 'valid_unseen' is empty"
+    elif case == "partial":
+        _one_game_folder(data_root, games)
+        overlay["data"] = {"expect_full": True}
+        expected = "has 3 games; the full split has 134"
+    else:
+        bad = next(_one_game_folder(data_root, games).glob("trial_*/game.tw-pddl"))
+        bad.write_text(bad.read_text()[:5000])  # truncated in the middle, like an interrupted copy
+        expected = f"Corrupt or unreadable ALFWorld game file {bad}"
+    (tmp_path / "bad.yaml").write_text(json.dumps(overlay))  # JSON is YAML
+    target = "results/data/valid_unseen.jsonl"
+    r = snakemake(target, "-c1", "--configfile", str(REPO / "config" / "smoke.yaml"), str(tmp_path / "bad.yaml"),
+                  workdir=tmp_path, check=False, env=env)
+    assert r.returncode != 0
+    ours = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("duomem error:")]
+    assert len(ours) == 1 and expected in ours[0], r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert ours[0] in (tmp_path / "results/logs/data/valid_unseen.log").read_text()
+    assert not (tmp_path / target).exists()

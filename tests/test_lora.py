@@ -50,7 +50,7 @@ def test_output_folder(trained):
     assert summary["samples"] == 9 and summary["steps"] == 5 and summary["resumed_from_step"] == 0
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["r"] == 4 and config["lora_alpha"] == 8
-    assert sorted(config["target_modules"]) == sorted(summary["target_modules"])
+    assert config["target_modules"] == sorted(summary["target_modules"])  # sorted: byte-reproducible
 
 
 def test_loss_curve_has_an_entry_per_logging_step(trained):
@@ -224,3 +224,14 @@ def test_multimodal_gemma_adapts_the_language_model_only():
         model = get_peft_model(AutoModelForCausalLM.from_config(c), lora_config(c, rank=2))
     adapted = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
     assert len(adapted) == 2 * 4 and all(".language_model." in n for n in adapted)  # no vision q_proj
+
+
+def test_a_torn_or_unfinished_checkpoint_is_never_resumed(tmp_path):
+    from duomem.lora import _last_checkpoint
+
+    for step, state in ((1, '{"global_step": 1}'), (2, '{"global_st'), (3, None)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if state is not None:  # Trainer writes trainer_state.json last, not atomically
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1")
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-1"]

@@ -5,9 +5,14 @@ from dataclasses import dataclass
 
 @dataclass
 class Completion:
+    """`text` is the answer that enters the conversation history; `thinking` is the model's
+    thinking block (Qwen3), logged but never put back into the prompt; `completion_tokens`
+    counts both."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    thinking: str = ""
 
 
 class Policy:

@@ -6,6 +6,7 @@ import torch
 
 from .base import Completion, Policy
 from .kv import KVEngine
+from .thinking import answer_text, opens_thinking, split_thinking
 
 
 def action_line_ended(text):
@@ -16,14 +17,17 @@ def action_line_ended(text):
 
 
 class _StopAfterAction:
-    """generate() stopping criterion: per sequence, stop once its action line has ended."""
+    """generate() stopping criterion: per sequence, stop once its action line has ended. An
+    "Action:" line inside a thinking block does not count; `started[i]`: row i's prompt opened one."""
 
-    def __init__(self, tokenizer, prompt_len):
-        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+    def __init__(self, tokenizer, prompt_len, started=None):
+        self.tokenizer, self.prompt_len, self.started = tokenizer, prompt_len, started
 
     def __call__(self, input_ids, scores, **kwargs):
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        return torch.tensor([action_line_ended(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+        started = self.started or [False] * len(texts)
+        return torch.tensor([action_line_ended(answer_text(t, s)) for t, s in zip(texts, started)],
+                            dtype=torch.bool, device=input_ids.device)
 
 
 class HFPolicy(Policy):
@@ -82,18 +86,31 @@ class HFPolicy(Policy):
             self.engine.end_turn()
         return out
 
+    def _completion(self, ids, prompt_tokens, started):
+        thinking, answer = split_thinking(self.tokenizer.decode(ids, skip_special_tokens=True), started)
+        return Completion(answer, prompt_tokens=prompt_tokens, completion_tokens=len(ids), thinking=thinking)
+
     def _generate_kv(self, conversations):
-        prompts = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
+        texts = [self.render(c) for c in conversations]
+        prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        started = [opens_thinking(t) for t in texts]
+        out = [None] * len(prompts)
+        # The stop test sees token ids only; rows whose prompt opened a thinking block (same for
+        # every row of one model and template) run as their own batch.
+        for flag in sorted(set(started)):
+            rows = [i for i, s in enumerate(started) if s == flag]
 
-        def stop(ids):
-            return action_line_ended(self.tokenizer.decode(ids, skip_special_tokens=True))
+            def stop(ids, flag=flag):
+                return action_line_ended(answer_text(self.tokenizer.decode(ids, skip_special_tokens=True), flag))
 
-        generated = self.engine.generate(prompts, stop)
-        return [Completion(self.tokenizer.decode(g, skip_special_tokens=True).strip(), prompt_tokens=len(p),
-                           completion_tokens=len(g)) for p, g in zip(prompts, generated)]
+            generated = self.engine.generate([prompts[i] for i in rows], stop)
+            for i, g in zip(rows, generated):
+                out[i] = self._completion(g, len(prompts[i]), flag)
+        return out
 
     def _generate(self, conversations):
         texts = [self.render(c) for c in conversations]
+        started = [opens_thinking(t) for t in texts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         prompt_len = enc["input_ids"].shape[1]
         sample = self.temperature > 0
@@ -103,13 +120,12 @@ class HFPolicy(Policy):
             **enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
             temperature=self.temperature if sample else None, top_p=None, top_k=None,
             pad_token_id=self.tokenizer.pad_token_id,
-            stopping_criteria=[_StopAfterAction(self.tokenizer, prompt_len)],
+            stopping_criteria=[_StopAfterAction(self.tokenizer, prompt_len, started)],
         )
         new = gen[:, prompt_len:]
         result = []
         for i, row in enumerate(new):
             n_prompt = int(enc["attention_mask"][i].sum())
             keep = row[row != self.tokenizer.pad_token_id] if self.tokenizer.pad_token_id is not None else row
-            result.append(Completion(self.tokenizer.decode(keep, skip_special_tokens=True).strip(),
-                                     prompt_tokens=n_prompt, completion_tokens=int(keep.numel())))
+            result.append(self._completion(keep, n_prompt, started[i]))
         return result

@@ -81,7 +81,8 @@ class KVEngine:
         self.generator = torch.Generator().manual_seed(seed)
         self.sessions, self.prefixes, self.prefix_store = [], [], prefix_store
         self.turn = 0
-        self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "reused_tokens": 0, "model_seconds": 0.0}
+        self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "reused_tokens": 0, "model_seconds": 0.0,
+                      "prefill_seconds": 0.0, "decode_seconds": 0.0}
 
     @property
     def device(self):
@@ -156,6 +157,8 @@ class KVEngine:
         t0 = time.perf_counter()
         taken = set()
         rows = [self._prefill(np.asarray(ids, dtype=np.int64), taken) for ids in prompts]
+        t1 = time.perf_counter()
+        self.stats["prefill_seconds"] += t1 - t0
         generated = [[int(self._pick(logits))] for _, logits in rows]
         done = [g[0] in self.eos_ids or stop(g) for g in generated]
         lengths = [len(s.tokens) for s, _ in rows]
@@ -197,5 +200,6 @@ class KVEngine:
                                  layers[li].vbuf[b:b + 1, :, width:width + fed])
                 s.tokens = np.concatenate([s.tokens, np.asarray(generated[b][:fed], dtype=np.int64)])
         self.stats["decode_tokens"] += steps * B
+        self.stats["decode_seconds"] += time.perf_counter() - t1
         self.stats["model_seconds"] += time.perf_counter() - t0
         return generated

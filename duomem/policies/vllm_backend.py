@@ -1,0 +1,211 @@
+"""vLLM offline backend: one `LLM.chat` call per turn for every active conversation.
+
+Written against vLLM's documented offline API (`vllm.LLM`, `LLM.chat`, `SamplingParams`,
+`vllm.lora.request.LoRARequest`); vLLM is imported only when a policy is built, so the package and
+its tests run where vLLM cannot be installed. Automatic prefix caching is on by default: every
+episode shares the system prompt, the reference trajectory and much of the memory block, and each
+turn's prompt extends the previous one, so the engine computes those tokens once.
+
+The agent's turn ends after its action line. vLLM has no stop condition of that shape (a stop
+string cannot say "the newline after the action"), so the text is cut after the action line by
+`cut_after_action`, the same rule as the hf backend's stop criterion; a chat model normally ends its
+turn there anyway, and `max_tokens` bounds the rest. Thinking text never enters the history.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from .base import Completion, Policy
+from .thinking import opens_thinking, split_thinking
+
+# Rule parameter (rules/common.smk POLICY_PARAMS) -> vllm.LLM keyword.
+ENGINE_PARAMS = {
+    "tensor_parallel_size": "tensor_parallel_size",
+    "max_model_len": "max_model_len",
+    "gpu_memory_utilization": "gpu_memory_utilization",
+    "max_lora_rank": "max_lora_rank",
+    "max_loras": "max_loras",
+    "enable_prefix_caching": "enable_prefix_caching",
+    "vllm_dtype": "dtype",
+}
+
+
+def cut_after_action(text):
+    """The text up to the end of its first "Action:" line (hf's `action_line_ended` rule), stripped."""
+    i = text.lower().find("action:")
+    if i < 0:
+        return text.strip()
+    start = i + len("action:")
+    rest = text[start:]
+    body = len(rest) - len(rest.lstrip())  # the action may start on the next line, as hf allows
+    end = rest.find("\n", body)
+    return (text if end < 0 else text[:start + end]).strip()
+
+
+def engine_args(path, *, seed=0, enable_lora=False, tensor_parallel_size=1, max_model_len=None,
+                gpu_memory_utilization=0.9, max_lora_rank=None, max_loras=None, enable_prefix_caching=True,
+                dtype="auto", **extra):
+    """Keyword arguments of `vllm.LLM(...)`; LoRA sizes only when LoRA is on, unset values left out."""
+    args = {"model": str(path), "seed": int(seed), "tensor_parallel_size": int(tensor_parallel_size or 1),
+            "gpu_memory_utilization": float(gpu_memory_utilization), "dtype": dtype or "auto",
+            "enable_prefix_caching": bool(enable_prefix_caching), "enable_lora": bool(enable_lora)}
+    if max_model_len:
+        args["max_model_len"] = int(max_model_len)
+    if enable_lora:
+        args.update({k: int(v) for k, v in (("max_lora_rank", max_lora_rank), ("max_loras", max_loras)) if v})
+    args.update(extra)
+    return args
+
+
+def engine_settings(params):
+    """The engine settings among a rule's flat parameters (names as in POLICY_PARAMS), unset ones left out."""
+    return {ENGINE_PARAMS[k]: params[k] for k in ENGINE_PARAMS if params.get(k) is not None}
+
+
+def conversation_seed(seed, conversation):
+    """A sampling seed per conversation state: reproducible whatever the batch or a resume does."""
+    text = json.dumps([seed, conversation], sort_keys=True, ensure_ascii=False)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def adapter_rank(folder):
+    """The LoRA rank `r` of a peft adapter folder (adapter_config.json), or None."""
+    config = Path(folder) / "adapter_config.json"
+    return json.loads(config.read_text()).get("r") if config.exists() else None
+
+
+class VLLMPolicy(Policy):
+    """`adapters` maps names to peft adapter folders, all served by this one engine; `adapter_name`
+    (one of them, or None for the base model) is what `act` uses unless told otherwise."""
+
+    name = "vllm"
+
+    def __init__(self, path, adapter=None, adapter_name=None, adapters=None, max_tokens=256, temperature=0.0,
+                 seed=0, chat_template_kwargs=None, stop=None, enable_lora=None, llm=None, **engine):
+        from vllm import SamplingParams
+        from vllm.lora.request import LoRARequest
+
+        self._sampling_params, self._lora_request = SamplingParams, LoRARequest
+        self.path, self.max_tokens, self.temperature, self.seed = str(path), max_tokens, temperature, seed
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.stop = list(stop or [])
+        self._paths, self._requests = {}, {}  # name -> folder; folder -> LoRARequest (stable ids)
+        for name, folder in (adapters or {}).items():
+            self.add_adapter(name, folder)
+        self.default_adapter = None
+        if adapter:
+            self.default_adapter = adapter_name or Path(adapter).name
+            self.add_adapter(self.default_adapter, adapter)
+        # LoRA costs engine memory and speed: on only when adapters are served (or asked for).
+        self.engine_kwargs = engine_args(path, seed=seed, enable_lora=bool(self._paths) if enable_lora is None
+                                         else enable_lora, **engine)
+        self._check_ranks()
+        if llm is None:
+            from vllm import LLM
+
+            llm = LLM(**self.engine_kwargs)
+        self.llm = llm
+        self.starts_thinking = self._template_opens_thinking()
+
+    def add_adapter(self, name, folder):
+        """Register an adapter; the same folder always gets the same request (and integer id)."""
+        folder = str(Path(folder).resolve())
+        if self._paths.get(name, folder) != folder:
+            raise ValueError(f"adapter name {name!r} already names {self._paths[name]}, not {folder}")
+        self._paths[name] = folder
+        if folder not in self._requests:  # vLLM ids start at 1; a name identifies one adapter
+            self._requests[folder] = self._lora_request(lora_name=name, lora_int_id=len(self._requests) + 1,
+                                                        lora_path=folder)
+        if getattr(self, "engine_kwargs", None) is not None:
+            self._check_ranks()
+        return self._requests[folder]
+
+    def lora_request(self, name):
+        """The LoRARequest of a registered adapter name; None (the base model) for None."""
+        if name is None:
+            return None
+        if name not in self._paths:
+            raise KeyError(f"adapter {name!r} is not registered with this engine; known: {sorted(self._paths)}")
+        return self._requests[self._paths[name]]
+
+    def _check_ranks(self):
+        if not self._paths:
+            return
+        if not self.engine_kwargs.get("enable_lora"):
+            raise ValueError("adapters were given but the engine was built with enable_lora=False")
+        limit = self.engine_kwargs.get("max_lora_rank")
+        for name, folder in self._paths.items():
+            r = adapter_rank(folder)
+            if limit and r and r > limit:
+                raise ValueError(f"adapter {name!r} has rank {r} > vllm max_lora_rank {limit}; raise "
+                                 f"vllm.max_lora_rank in the config")
+
+    def _template_opens_thinking(self):
+        """Does this model's generation prompt already open a thinking block (Qwen3 Thinking-2507)?"""
+        try:
+            prompt = self.llm.get_tokenizer().apply_chat_template(
+                [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True,
+                **self.chat_template_kwargs)
+        except Exception:  # noqa: BLE001 - a probe: without it the output's own tags still split it
+            return False
+        return opens_thinking(prompt if isinstance(prompt, str) else "")
+
+    def sampling_params(self, conversations):
+        """Greedy: one SamplingParams for all. Sampling: one per conversation, seeded by its content
+        (one seed for all would reuse the same random draws in every request and turn)."""
+        def params(seed):
+            return self._sampling_params(n=1, temperature=float(self.temperature) if seed is not None else 0.0,
+                                         seed=seed, max_tokens=int(self.max_tokens), stop=self.stop or None)
+
+        if self.temperature <= 0:
+            return params(None)
+        return [params(conversation_seed(self.seed, c)) for c in conversations]
+
+    def describe(self):
+        return {"backend": self.name, "model": self.path, "adapter": self.default_adapter,
+                "adapters": dict(self._paths), "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "engine": self.engine_kwargs}
+
+    def act(self, conversations, infos=None, adapters=None):
+        """One `LLM.chat` call for all conversations; `adapters`: a name (or None) per conversation."""
+        if not conversations:
+            return []
+        names = list(adapters) if adapters is not None else [self.default_adapter] * len(conversations)
+        if len(names) != len(conversations):
+            raise ValueError(f"{len(names)} adapter names for {len(conversations)} conversations")
+        requests = [self.lora_request(n) for n in names]
+        # One request for all when they agree: older vLLM releases take only a single LoRARequest here.
+        lora = requests[0] if all(r is requests[0] for r in requests) else requests
+        outputs = self.llm.chat(conversations, self.sampling_params(conversations), use_tqdm=False, lora_request=lora,
+                                chat_template_kwargs=self.chat_template_kwargs or None)
+        if len(outputs) != len(conversations):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(conversations)} conversations")
+        return [self._completion(o) for o in outputs]
+
+    def _completion(self, output):
+        out = output.outputs[0]
+        thinking, answer = split_thinking(out.text, self.starts_thinking)
+        return Completion(cut_after_action(answer), prompt_tokens=len(output.prompt_token_ids or ()),
+                          completion_tokens=len(out.token_ids), thinking=thinking)
+
+    def view(self, adapter_name):
+        """A policy on this same engine that uses another registered adapter (or None: the base)."""
+        self.lora_request(adapter_name)
+        return _AdapterView(self, adapter_name)
+
+    def close(self):
+        self.llm = None
+
+
+class _AdapterView(Policy):
+    name = "vllm"
+
+    def __init__(self, parent, adapter_name):
+        self.parent, self.adapter_name = parent, adapter_name
+
+    def act(self, conversations, infos=None):
+        return self.parent.act(conversations, infos, adapters=[self.adapter_name] * len(conversations))
+
+    def describe(self):
+        return {**self.parent.describe(), "adapter": self.adapter_name}

@@ -1,0 +1,116 @@
+# Figures (PNG and PDF): figure 3 from its evaluations, the others from the tables they picture.
+
+
+rule figure3:
+    input:
+        summaries=[row[3] for row in figure3_rows()],
+    output:
+        csv="results/figures/figure3.csv",
+        png=report(
+            "results/figures/figure3.png",
+            caption="../report/figure3.rst",
+            category="Figure 3",
+        ),
+        pdf="results/figures/figure3.pdf",
+    log:
+        "results/logs/figures/figure3.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        rows=figure3_rows(),
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_success_by_type:
+    input:
+        table="results/table7.csv",
+    output:
+        png=report(
+            "results/figures/success_by_type.png",
+            caption="../report/success_by_type.rst",
+            category="Table 7",
+        ),
+        pdf="results/figures/success_by_type.pdf",
+    log:
+        "results/logs/figures/success_by_type.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_efficiency:
+    input:
+        table="results/table2.csv",
+    output:
+        png=report(
+            "results/figures/efficiency.png",
+            caption="../report/efficiency.rst",
+            category="Table 2",
+        ),
+        pdf="results/figures/efficiency.pdf",
+    log:
+        "results/logs/figures/efficiency.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_lora_grid:
+    input:
+        table="results/table8.csv",
+    output:
+        png=report(
+            "results/figures/lora_grid.png",
+            caption="../report/lora_grid.rst",
+            category="Table 8",
+        ),
+        pdf="results/figures/lora_grid.pdf",
+    log:
+        "results/logs/figures/lora_grid.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_loss_curves:
+    input:
+        adapters=[run[2] for run in loss_curve_runs()],
+    output:
+        png=report(
+            "results/figures/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Table 8",
+        ),
+        pdf="results/figures/loss_curves.pdf",
+    log:
+        "results/logs/figures/loss_curves.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        runs=loss_curve_runs(),
+    script:
+        "../scripts/figures.py"
