@@ -3,6 +3,8 @@
 # Both create .venv and install everything on first use. The data comes from $ALFWORLD_DATA.
 PYTHON ?= python3
 VENV ?= .venv
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.duomem-installed
 
@@ -21,8 +23,14 @@ $(STAMP): pyproject.toml requirements/cpu.txt
 main: setup
 	$(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml
 
-test: setup
-	$(BIN)/python -m pytest -q tests
+# Debian's chromium: the viewer and report tests drive it with playwright (playwright's own browser
+# download cannot work offline). Elsewhere install any Chromium and run `make test CHROMIUM=<path>`.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: setup $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests
 
 paper-dryrun: setup
 	$(BIN)/snakemake -n results/table1.csv

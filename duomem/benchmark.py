@@ -49,11 +49,11 @@ class _Metered:
         return out
 
 
-def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for):
+def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, kv_dtype="auto"):
     cfg = MODES[mode]
     batch = cfg["batch"] or len(tasks)
     policy = HFPolicy(model, threads=threads, batch_size=batch, max_new_tokens=max_new_tokens, seed=seed,
-                      kv_reuse=cfg["kv_reuse"])
+                      kv_reuse=cfg["kv_reuse"], kv_dtype=kv_dtype)
     meter = _Metered(policy)
     t0 = time.perf_counter()
     with EnvPool(batch, max_steps=max_steps) as pool:
@@ -89,15 +89,16 @@ def paper_dry_run_seconds(repo):
 
 
 def benchmark(model, split="valid_unseen", episodes=16, max_steps=10, max_new_tokens=48, threads=2, seed=0,
-              alfworld_data="", reference=True, modes=tuple(MODES), repo="."):
+              alfworld_data="", reference=True, modes=tuple(MODES), repo=".", kv_dtype="auto"):
     root = data_root(alfworld_data)
     tasks = build_manifest(root, split, per_task_type=-(-episodes // 6), seed=seed)[:episodes]
     refs = load_references() if reference else None
     context_for = context_builder("trajectory" if reference else "none", tasks, references=refs)
-    results = {m: run_mode(m, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for)
+    results = {m: run_mode(m, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, kv_dtype)
                for m in modes}
     out = {"model": str(model), "split": split, "episodes": len(tasks), "max_steps": max_steps,
            "max_new_tokens": max_new_tokens, "threads": threads, "reference_trajectory": reference,
+           "kv_dtype": kv_dtype,
            "modes": {m: {k: v for k, v in r.items() if k != "actions"} for m, r in results.items()}}
     if "fast" in results:
         fast = results["fast"]
@@ -120,11 +121,13 @@ def main(argv=None):
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-reference", action="store_true", help="prompts without the reference trajectory")
+    ap.add_argument("--kv-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="key/value cache and attention dtype (all three modes alike)")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--out", default="results/benchmarks/fast_eval.json")
     args = ap.parse_args(argv)
     out = benchmark(args.model, args.split, args.episodes, args.max_steps, args.max_new_tokens, args.threads,
-                    reference=not args.no_reference, modes=tuple(args.modes.split(",")))
+                    reference=not args.no_reference, modes=tuple(args.modes.split(",")), kv_dtype=args.kv_dtype)
     write_json_atomic(args.out, out)
     print(json.dumps(out, indent=1))
 

@@ -6,9 +6,13 @@ cost 1-2.5 s, so every episode slot owns a worker process: resets and steps of d
 episodes overlap each other and the model's forward passes.
 """
 
+import contextlib
+import copy
 import functools
 import multiprocessing as mp
+import os
 import random
+import sys
 from multiprocessing.connection import wait
 
 NOTHING_HAPPENS = "Nothing happens."
@@ -64,12 +68,36 @@ def _cache_pddl_translation():
     fast_downward.pddl2sas = cached
 
 
+def _cache_text_grammar():
+    """textworld re-parses the same text-grammar templates with tatsu on every step (each admissible
+    command and each reply is derived from a template): about 60 % of a step's cost. The parse of a
+    template string is a pure function; its symbols are mutated while deriving, so each use gets a
+    deep copy of the cached parse."""
+    from textworld.envs.pddl import textgen
+
+    if getattr(textgen._parse_and_convert, "duomem_cached", False):
+        return
+    parse = textgen._parse_and_convert
+
+    @functools.lru_cache(maxsize=8192)
+    def parsed(text, rule_name):
+        return parse(text, rule_name=rule_name)
+
+    def cached(text, rule_name=None, **kwargs):  # kwargs: tatsu's trace flag only
+        return copy.deepcopy(parsed(text, rule_name))
+
+    cached.duomem_cached = True
+    textgen._parse_and_convert = cached
+
+
 def make_game_env(game_file, max_steps, expert):
     import textworld
     import textworld.gym
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
-    _cache_pddl_translation()
+    if not os.environ.get("DUOMEM_NO_ENV_CACHE"):  # debugging textworld: run it unpatched
+        _cache_pddl_translation()
+        _cache_text_grammar()
     extras = ["gamefile", "expert_plan"] if expert else ["gamefile"]
     infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=extras)
     wrappers = [AlfredDemangler(shuffle=False), AlfredInfos]
@@ -145,8 +173,7 @@ def _worker(conn, max_steps, expert):
 # Workers are forked from a fork server that has imported textworld and alfworld once: starting
 # a worker then costs milliseconds instead of a Python start and 1-2 s of imports (a spawn). The
 # fork server is a fresh process, so no worker is forked from a process holding torch threads.
-_PRELOAD = ["__main__", "duomem.env", "textworld.gym", "fast_downward",
-            "alfworld.agents.environment.alfred_tw_env"]
+_PRELOAD = ["duomem.env", "textworld.gym", "fast_downward", "alfworld.agents.environment.alfred_tw_env"]
 
 
 def _context():
@@ -155,19 +182,36 @@ def _context():
     return ctx
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """multiprocessing re-imports the parent's main module in every child (so that targets defined
+    there can be found); the workers' target lives in this module, and a main module that imports
+    torch and transformers would cost each worker ~2 s. Children are told of no main module while
+    the workers start (Python 3.11's fork server ignores a "__main__" preload)."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
 class EnvPool:
     """`size` worker processes; requests go out at once and answers are collected as they arrive."""
 
     def __init__(self, size, max_steps=30, expert=False):
         ctx = _context()
         self.conns, self.procs = [], []
-        for _ in range(size):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, max_steps, expert), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
+        with _main_module_hidden():
+            for _ in range(size):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child, max_steps, expert), daemon=True)
+                proc.start()
+                child.close()
+                self.conns.append(parent)
+                self.procs.append(proc)
         self.busy = set()
 
     def __len__(self):

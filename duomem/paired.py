@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from .data import TASK_TYPES
+from .data import TASK_TYPES, DataError
 from .io import read_jsonl
 
 # Column-name abbreviations of the six ALFWorld task types (the paper's Pick, Look, Clean, Heat, Cool, Pick2).
@@ -46,7 +46,7 @@ def paired_test(base_summary, new_summary):
     a, b = outcomes(base_summary), outcomes(new_summary)
     common = sorted(set(a) & set(b))
     if not common:
-        raise ValueError(f"no common tasks between {base_summary} and {new_summary}")
+        raise DataError(f"no common tasks between {base_summary} and {new_summary}: a paired test needs the same tasks")
     both = sum(a[t] and b[t] for t in common)
     lost = sum(a[t] and not b[t] for t in common)
     gained = sum(b[t] and not a[t] for t in common)

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from .data import DataError
 from .io import read_jsonl, write_text_atomic
 from .memory_config import context_builder, load_vectors, parse_label
 from .prompts import SYSTEM_PROMPT, initial_conversation
@@ -51,7 +52,8 @@ def _first_user(message, observation):
     """The first user message split into the environment's text and the memory block appended to it."""
     obs = observation.strip()
     if not message.startswith(obs):
-        raise ValueError("the rebuilt first user message does not start with the recorded first observation")
+        raise DataError("the rebuilt first user message does not start with the recorded first observation: "
+                        "the episodes and the viewer's inputs do not belong together")
     return {"first_user_observation": obs, "first_user_memory": message[len(obs):].lstrip("\n")}
 
 
@@ -66,7 +68,9 @@ def viewer_data(records, prompts, meta):
         turns = []
         for t in r["turns"]:
             thought, _ = split_completion(t["completion"])
-            turns.append({"thought": thought, "completion": t["completion"], "action": t["action"],
+            # the raw text only where it is not the usual "Thought: … / Action: …" (it doubles the page)
+            raw = "" if not t.get("problem") and t["completion"].strip().startswith("Thought:") else t["completion"]
+            turns.append({"thought": thought, "completion": raw, "action": t["action"],
                           "problem": t.get("problem"), "admissible": t.get("admissible", True),
                           "observation": t.get("observation", ""), "thinking": t.get("thinking", "")})
         episodes.append({"task_id": r["task_id"], "task_type": r["task_type"], "task": r["task"],

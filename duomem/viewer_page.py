@@ -95,7 +95,7 @@ function episodeBody(ep) {
     if (t.problem) a.append(el("span", {class: "flag"}, t.problem));
     if (!t.admissible) a.append(el("span", {class: "flag"}, "not admissible"));
     li.append(a, el("div", {class: "obs"}, "Observation: " + t.observation));
-    if (t.problem || !t.completion.trim().startsWith("Thought:")) {
+    if (t.completion) {
       li.append(part("raw completion", pre(t.completion)));
     }
     ol.append(li);

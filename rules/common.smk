@@ -90,6 +90,9 @@ POLICY_PARAMS = dict(
     max_loras=vllm_value("max_loras"),
     enable_prefix_caching=vllm_value("enable_prefix_caching"),
     vllm_dtype=vllm_value("dtype"),
+    kv_dtype=lambda w: (
+        config["generation"]["kv_dtype"] if MODELS[w.model]["backend"] == "hf" else None
+    ),
 )
 
 

@@ -46,3 +46,34 @@ def test_pool_resets_overlap_and_never_block_the_caller(data_root, valid_unseen)
         assert all("expert_plan" in r for r in got.values())
         pool.step(0, got[0]["expert_plan"][0])
         assert not pool.collect(block=True)[0]["won"]
+
+
+def test_textworld_caches_change_nothing_the_game_says(data_root, tmp_path):
+    """duomem.env caches textworld's PDDL translation and grammar parses (2-3x faster resets and
+    steps); an expert episode must read exactly the same with and without them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from duomem.data import build_manifest, data_root\n"
+        "from duomem.env import Game\n"
+        "root = data_root()\n"
+        "t = [t for t in build_manifest(root, 'valid_unseen', per_task_type=1, seed=5)"
+        " if t['task_type'] == 'pick_cool_then_place_in_recep'][0]\n"
+        "g = Game(root / t['game'], 30, expert=True, seed=1)\n"
+        "r = g.first; seen = [r]\n"
+        "while not r['won'] and r['expert_plan'] and len(seen) < 30:\n"
+        "    r = g.step(r['expert_plan'][0]); seen.append(r)\n"
+        "json.dump(seen, open(OUT, 'w'))\n"
+    )
+    outs = []
+    for flag in ("", "1"):
+        out = tmp_path / f"run{flag or 0}.json"
+        env = {**os.environ, "DUOMEM_NO_ENV_CACHE": flag}
+        subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + script], env=env, check=True)
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1]
+    assert len(outs[0]) > 5 and outs[0][-1]["won"]  # a whole solved episode, with admissible commands

@@ -1,6 +1,7 @@
 """KV-cache reuse: same completions as re-encoding everything, with the history computed once."""
 
 import pytest
+import torch
 
 from duomem.agent import run_episodes
 from duomem.data import build_manifest
@@ -92,3 +93,15 @@ def test_fast_path_matches_one_at_a_time_on_real_games(smollm2_dir, data_root):
         actions.append({r["task_id"]: r["actions"] for r in records})
     assert actions[0] == actions[1]
     assert all(len(a) == 3 for a in actions[0].values())
+
+
+def test_bfloat16_cache_matches_naive_with_the_same_attention(smollm2_dir):
+    """kv_dtype=bfloat16 under a float32 model: the cached, batched path gives what plain `generate`
+    gives with the same attention dtype, and the cache really is stored in bfloat16."""
+    naive = make_policy("hf", path=smollm2_dir, threads=2, batch_size=1, max_new_tokens=24, kv_reuse=False,
+                        kv_dtype="bfloat16")
+    kv = make_policy("hf", path=smollm2_dir, threads=2, batch_size=3, max_new_tokens=24, kv_dtype="bfloat16")
+    expected = _play(naive, _conversations(), 2, one_at_a_time=True)
+    assert _play(kv, _conversations(), 2, one_at_a_time=False) == expected
+    assert kv.engine.sessions[0].layers[0].kbuf.dtype == torch.bfloat16
+    assert kv.describe()["kv_dtype"] == "bfloat16"

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import binomtest
 
 from duomem import figures, model_tables, paper, tables
-from duomem.data import TASK_TYPES
+from duomem.data import TASK_TYPES, DataError
 from duomem.evaluate import write_summary_csv
 from duomem.io import write_jsonl_atomic
 from duomem.paired import TYPE_SHORT, mean_interval, paired_test
@@ -56,7 +56,7 @@ def test_paired_test_uses_only_common_tasks(tmp_path):
     new = make_eval(tmp_path, "new", ids(0, 5, 8), tasks=TASKS[4:])
     t = paired_test(base, new)
     assert (t["n_paired"], t["lost"], t["gained"]) == (2, 0, 1)
-    with pytest.raises(ValueError, match="no common tasks"):
+    with pytest.raises(DataError, match="no common tasks"):
         paired_test(make_eval(tmp_path, "a", set(), tasks=TASKS[:2]), make_eval(tmp_path, "b", set(), tasks=TASKS[2:4]))
 
 

@@ -86,7 +86,8 @@ def test_figures_exist_and_figure3_matches_its_evaluations(results):
     f3 = rows(figures / "figure3.csv")
     assert sorted((r["memory"], int(r["k"])) for r in f3) == [("memp", 1), ("memp", 2), ("script", 1), ("script", 2)]
     for r in f3:
-        assert float(r["success_pct"]) == success(episodes(results, "tiny-random", "base", f"{r['memory']}-cd-k{r['k']}"))
+        eps = episodes(results, "tiny-random", "base", f"{r['memory']}-cd-k{r['k']}")
+        assert float(r["success_pct"]) == success(eps)
 
 
 def test_paper_comparison_is_empty_with_a_note_and_table10_is_not_planned(results, smoke_run):

@@ -16,7 +16,7 @@ from duomem.prompts import MEMORY_HEADER, SYSTEM_PROMPT
 from duomem.references import load_references
 from duomem.viewer import build_viewer, split_completion
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 

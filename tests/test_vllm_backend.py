@@ -27,7 +27,8 @@ from duomem.policies import make_policy, policy_from_params
 from duomem.policies.hf import _StopAfterAction, action_line_ended
 from duomem.policies.kv import KVEngine
 from duomem.policies.thinking import answer_text, opens_thinking, split_thinking
-from duomem.policies.vllm_backend import ENGINE_PARAMS, cut_after_action
+from duomem.policies.base import cut_after_action
+from duomem.policies.vllm_backend import ENGINE_PARAMS
 from duomem.prompts import initial_conversation
 from duomem.references import load_references
 

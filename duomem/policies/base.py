@@ -3,6 +3,21 @@
 from dataclasses import dataclass
 
 
+def cut_after_action(text):
+    """The text up to the end of its first "Action:" line, stripped: every model backend ends a
+    turn there (hf as a stop criterion, vllm and openai by cutting the returned text), so text a
+    model writes after its action (an imagined observation, a second action) never reaches the
+    history or the parser."""
+    i = text.lower().find("action:")
+    if i < 0:
+        return text.strip()
+    start = i + len("action:")
+    rest = text[start:]
+    body = len(rest) - len(rest.lstrip())  # the action may start on the next line, as hf allows
+    end = rest.find("\n", body)
+    return (text if end < 0 else text[:start + end]).strip()
+
+
 @dataclass
 class Completion:
     """`text` is the answer that enters the conversation history; `thinking` is the model's

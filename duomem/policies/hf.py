@@ -5,7 +5,7 @@
 import torch
 
 from .base import Completion, Policy
-from .kv import KVEngine
+from .kv import KVEngine, kv_attention
 from .thinking import answer_text, opens_thinking, split_thinking
 
 
@@ -35,7 +35,7 @@ class HFPolicy(Policy):
 
     def __init__(self, path, adapter=None, threads=1, batch_size=8, max_new_tokens=128,
                  temperature=0.0, seed=0, dtype="auto", device=None, chat_template_kwargs=None,
-                 kv_reuse=True):
+                 kv_reuse=True, kv_dtype="auto"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(max(1, int(threads)))
@@ -57,12 +57,17 @@ class HFPolicy(Policy):
             # merged into the weights: LoRA then costs nothing at inference
             model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
         self.model = model.eval()
+        # kv_dtype: "auto" keeps the model's dtype; "bfloat16" under a float32 model stores the
+        # cache and runs attention in bfloat16 (kv.kv_attention), on every generation path alike.
+        self.kv_dtype = None if kv_dtype in (None, "auto") else getattr(torch, kv_dtype)
+        if self.kv_dtype is not None and self.kv_dtype != next(self.model.parameters()).dtype:
+            self.model.set_attn_implementation(kv_attention(self.kv_dtype))
         self.engine = None
         if kv_reuse:
             eos = self.model.generation_config.eos_token_id
             eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
             eos |= {self.tokenizer.eos_token_id} - {None}
-            self.engine = KVEngine(self.model, eos, max_new_tokens, temperature, seed)
+            self.engine = KVEngine(self.model, eos, max_new_tokens, temperature, seed, kv_dtype=self.kv_dtype)
 
     @property
     def stats(self):
@@ -70,7 +75,8 @@ class HFPolicy(Policy):
 
     def describe(self):
         return {"backend": self.name, "model": self.path, "adapter": self.adapter,
-                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                "kv_dtype": str(self.kv_dtype or next(self.model.parameters()).dtype).removeprefix("torch.")}
 
     def render(self, conversation):
         return self.tokenizer.apply_chat_template(

@@ -16,6 +16,30 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 
+def kv_attention(dtype):
+    """The name of an attention implementation that runs SDPA with keys, values and queries in
+    `dtype` (registered with transformers once). Decoding a batch of long conversations on a CPU
+    is bound by reading the key/value cache; a bfloat16 cache halves that traffic while the
+    weights stay float32. Caches that hold float32 (plain `generate`) are cast, so every path
+    computes the same attention."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import sdpa_mask
+
+    name = f"duomem_sdpa_{str(dtype).removeprefix('torch.')}"
+
+    def attention(module, query, key, value, attention_mask, **kwargs):
+        if attention_mask is not None and attention_mask.is_floating_point():
+            attention_mask = attention_mask.to(dtype)
+        out, weights = sdpa_attention_forward(module, query.to(dtype), key.to(dtype), value.to(dtype),
+                                              attention_mask, **kwargs)
+        return out.to(query.dtype), weights
+
+    AttentionInterface.register(name, attention)
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name
+
+
 class _SlabLayer(DynamicLayer):
     """A cache layer over preallocated [batch, heads, capacity, dim] buffers, filled up to `n`."""
 
@@ -75,8 +99,9 @@ class Session:
 class KVEngine:
     """Batched greedy (or seeded sampled) generation with per-conversation cache reuse."""
 
-    def __init__(self, model, eos_ids, max_new_tokens, temperature=0.0, seed=0, prefix_store=8):
+    def __init__(self, model, eos_ids, max_new_tokens, temperature=0.0, seed=0, prefix_store=8, kv_dtype=None):
         self.model, self.eos_ids = model, set(eos_ids)
+        self.kv_dtype = kv_dtype or next(model.parameters()).dtype
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.generator = torch.Generator().manual_seed(seed)
         self.sessions, self.prefixes, self.prefix_store = [], [], prefix_store
@@ -134,7 +159,7 @@ class KVEngine:
         cfg = self.model.config.get_text_config()
         heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.kv_dtype
         shape = (1, heads, capacity, dim)
         layers = [_SlabLayer(torch.zeros(shape, dtype=dtype, device=self.device),
                              torch.zeros(shape, dtype=dtype, device=self.device), 0)
@@ -151,6 +176,15 @@ class KVEngine:
             return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
         return logits.argmax(-1)
 
+    @staticmethod
+    def _keep_decoded(session, layers, i, width, generated):
+        """Append to `session` what batch row `i` really fed while decoding: its completion minus the
+        last token (never run)."""
+        fed = len(generated) - 1
+        for li, layer in enumerate(session.layers):
+            layer.update(layers[li].kbuf[i:i + 1, :, width:width + fed], layers[li].vbuf[i:i + 1, :, width:width + fed])
+        session.tokens = np.concatenate([session.tokens, np.asarray(generated[:fed], dtype=np.int64)])
+
     @torch.inference_mode()
     def generate(self, prompts, stop):
         """Token ids of one completion per prompt (lists of ints). `stop(generated_ids)` ends a row early."""
@@ -163,7 +197,7 @@ class KVEngine:
         done = [g[0] in self.eos_ids or stop(g) for g in generated]
         lengths = [len(s.tokens) for s, _ in rows]
         width, B = max(lengths), len(rows)
-        steps = 0
+        steps, decoded = 0, 0
         if not all(done) and self.max_new_tokens > 1:
             # Left-pad every cache into one batch buffer with room for the whole completion.
             cap = width + self.max_new_tokens
@@ -181,25 +215,34 @@ class KVEngine:
             for b, n in enumerate(lengths):
                 mask[b, width - n:width] = 1
             pos = torch.as_tensor(lengths, device=self.device)
+            live = list(range(B))  # batch position -> row
             while not all(done) and steps < self.max_new_tokens - 1:
-                last = torch.as_tensor([g[-1] for g in generated], device=self.device)[:, None]
+                if sum(done[b] for b in live) * 4 >= len(live):
+                    # A quarter of the batch has finished its turn: drop those rows, so the model stops
+                    # computing them (rows end their turns at very different lengths).
+                    keep = [i for i, b in enumerate(live) if not done[b]]
+                    for i, b in enumerate(live):
+                        if done[b]:
+                            self._keep_decoded(rows[b][0], layers, i, width, generated[b])
+                    index = torch.as_tensor(keep, device=self.device)
+                    for layer in layers:
+                        layer.kbuf, layer.vbuf = layer.kbuf.index_select(0, index), layer.vbuf.index_select(0, index)
+                        layer._view()
+                    mask, pos, live = mask.index_select(0, index), pos.index_select(0, index), [live[i] for i in keep]
+                last = torch.as_tensor([generated[b][-1] for b in live], device=self.device)[:, None]
                 mask[:, width + steps] = 1
                 out = self.model(input_ids=last, position_ids=(pos + steps)[:, None], past_key_values=cache,
                                  attention_mask=mask[:, :width + steps + 1], use_cache=True, logits_to_keep=1)
                 nxt = self._pick(out.logits[:, -1])
                 steps += 1
-                for b in range(B):
+                decoded += len(live)
+                for i, b in enumerate(live):
                     if not done[b]:
-                        generated[b].append(int(nxt[b]))
+                        generated[b].append(int(nxt[i]))
                         done[b] = generated[b][-1] in self.eos_ids or stop(generated[b])
-            # Keep what each row really fed: its completion minus the last token (never run).
-            for b, (s, _) in enumerate(rows):
-                fed = len(generated[b]) - 1
-                for li, layer in enumerate(s.layers):
-                    layer.update(layers[li].kbuf[b:b + 1, :, width:width + fed],
-                                 layers[li].vbuf[b:b + 1, :, width:width + fed])
-                s.tokens = np.concatenate([s.tokens, np.asarray(generated[b][:fed], dtype=np.int64)])
-        self.stats["decode_tokens"] += steps * B
+            for i, b in enumerate(live):
+                self._keep_decoded(rows[b][0], layers, i, width, generated[b])
+        self.stats["decode_tokens"] += decoded
         self.stats["decode_seconds"] += time.perf_counter() - t1
         self.stats["model_seconds"] += time.perf_counter() - t0
         return generated

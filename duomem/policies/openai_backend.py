@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 
-from .base import Completion, Policy
+from .base import Completion, Policy, cut_after_action
 from .thinking import split_thinking
 
 RETRY_STATUS = {408, 409, 429}
@@ -132,7 +132,7 @@ class OpenAIPolicy(Policy):
         reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None) or ""
         tagged, answer = split_thinking(message.content or "")
         thinking = "\n".join(t for t in (reasoning.strip(), tagged) if t)
-        return Completion(answer, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        return Completion(cut_after_action(answer), prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                           completion_tokens=getattr(usage, "completion_tokens", 0) or 0, thinking=thinking)
 
     def act(self, conversations, infos=None):

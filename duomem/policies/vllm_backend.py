@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .base import Completion, Policy
+from .base import Completion, Policy, cut_after_action
 from .thinking import opens_thinking, split_thinking
 
 # Rule parameter (rules/common.smk POLICY_PARAMS) -> vllm.LLM keyword.
@@ -29,18 +29,6 @@ ENGINE_PARAMS = {
     "enable_prefix_caching": "enable_prefix_caching",
     "vllm_dtype": "dtype",
 }
-
-
-def cut_after_action(text):
-    """The text up to the end of its first "Action:" line (hf's `action_line_ended` rule), stripped."""
-    i = text.lower().find("action:")
-    if i < 0:
-        return text.strip()
-    start = i + len("action:")
-    rest = text[start:]
-    body = len(rest) - len(rest.lstrip())  # the action may start on the next line, as hf allows
-    end = rest.find("\n", body)
-    return (text if end < 0 else text[:start + end]).strip()
 
 
 def engine_args(path, *, seed=0, enable_lora=False, tensor_parallel_size=1, max_model_len=None,
