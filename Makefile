@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml requirements/cpu.txt
 
 main: setup
 	$(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml
+	$(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml --report results/report.html
 
 # Debian's chromium: the viewer and report tests drive it with playwright (playwright's own browser
 # download cannot work offline). Elsewhere install any Chromium and run `make test CHROMIUM=<path>`.

@@ -14,7 +14,6 @@ to a sibling work folder that survives a crash; a rerun with the same settings r
 complete checkpoint through Trainer's resume_from_checkpoint.
 """
 
-import hashlib
 import json
 import math
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from .config_check import ConfigError
 from .io import write_json_atomic
-from .provenance import provenance
+from .provenance import provenance, sha256_file
 from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_with_assistant_mask
 
 MODULE_SETS = {
@@ -102,14 +101,6 @@ def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
                       "trained_tokens": sum(sum(label != IGNORE_INDEX for label in e["labels"]) for e in examples)}
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sort_target_modules(config_path):
     """peft writes target_modules from a set, in an order that changes with Python's hash seed: sorted,
     two identical trainings give byte-identical adapter folders."""
@@ -171,7 +162,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     records = read_sft(sft_path)  # a missing or empty file fails here, before any folder is made
     out = Path(out_dir)
     work, tmp = out.with_name(f".{out.name}.work"), out.with_name(f".{out.name}.tmp")
-    settings = {"model": str(model_dir), "sft_sha256": _sha256(sft_path), "rank": rank, "alpha": alpha, "lr": lr,
+    settings = {"model": str(model_dir), "sft_sha256": sha256_file(sft_path), "rank": rank, "alpha": alpha, "lr": lr,
                 "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
                 "warmup_ratio": warmup_ratio, "scheduler": scheduler,

@@ -45,7 +45,7 @@ def provenance(**fields):
     return {"versions": package_versions(), "python": platform.python_version(), **fields}
 
 
-def _sha256(path):
+def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -64,12 +64,12 @@ def digest(path):
             total += size
             h.update(f"{f.relative_to(p).as_posix()}\0{size}\0".encode())
             if size <= HASH_LIMIT:
-                h.update(_sha256(f).encode())
+                h.update(sha256_file(f).encode())
         return {"files": len(files), "bytes": total, "sha256": h.hexdigest()}
     if not p.exists():
         return {"missing": True}
     size = p.stat().st_size
-    return {"bytes": size, "sha256": _sha256(p) if size <= HASH_LIMIT else None}
+    return {"bytes": size, "sha256": sha256_file(p) if size <= HASH_LIMIT else None}
 
 
 def sidecar_path(output):
