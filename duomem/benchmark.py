@@ -58,7 +58,7 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
     t0 = time.perf_counter()
     with EnvPool(batch, max_steps=max_steps) as pool:
         records = run_episodes(tasks, meter, pool, root, max_steps, seed=seed, context_for=context_for)
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0  # includes starting and stopping the workers
     order = {t["task_id"]: i for i, t in enumerate(tasks)}
     records.sort(key=lambda r: order[r["task_id"]])
     processed, model_s = meter.processed, meter.seconds  # naive: every prompt in full, every turn
@@ -77,6 +77,10 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
         "processed_tokens": processed, "unique_tokens": unique,
         "processed_over_unique": round(processed / unique, 3),
         "outside_model_share": round(1 - model_s / wall, 3), **split,
+        # The environments' own CPU time (resets, steps) over the CPU time the run had: work that
+        # competes with the model for the same cores however well it overlaps.
+        "env_cpu_seconds": round(pool.cpu_seconds, 1),
+        "env_cpu_share": round(pool.cpu_seconds / (wall * threads), 3),
         "actions": [r["actions"] for r in records],
     }
 

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import random
 import sys
+import time
 from multiprocessing.connection import wait
 
 NOTHING_HAPPENS = "Nothing happens."
@@ -162,6 +163,7 @@ def _worker(conn, max_steps, expert):
             elif msg[0] == "step":
                 conn.send(("ok", game.step(msg[1])))
             elif msg[0] == "close":
+                conn.send(("cpu", time.process_time()))  # what this worker cost (benchmark)
                 break
         except Exception as e:
             conn.send(("error", str(e)))
@@ -247,10 +249,17 @@ class EnvPool:
         return ready
 
     def close(self):
+        """Stop the workers; `cpu_seconds` is then the CPU time they used in all (resets, steps)."""
+        self.cpu_seconds = 0.0
         for conn, proc in zip(self.conns, self.procs):
             try:
                 conn.send(("close",))
-            except (BrokenPipeError, OSError):
+                while conn.poll(5):  # skip an answer still in flight, then the worker's CPU time
+                    status, payload = conn.recv()
+                    if status == "cpu":
+                        self.cpu_seconds += payload
+                        break
+            except (BrokenPipeError, EOFError, OSError):
                 pass
             proc.join(timeout=5)
             if proc.is_alive():

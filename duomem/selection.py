@@ -34,8 +34,10 @@ def parse_grid_label(label):
 
 
 def select_adapter(labels, adapter_dirs, summaries, out, *, model, strategy, split, memory):
-    """Pick the grid adapter with the highest dev success (ties: fewer mean steps, then grid order);
-    write `out` with every candidate's score, the choice, its folder and its size."""
+    """Pick the grid adapter with the highest dev success (ties: fewer mean steps, then fewer invalid
+    steps, then grid order); write `out` with every candidate's score, the choice, its folder and its
+    size. Invalid steps break ties that small dev splits make common (0 % everywhere): an adapter
+    that writes playable actions has learned more than one that does not."""
     if not labels or not (len(labels) == len(adapter_dirs) == len(summaries)):
         raise ValueError("adapter selection needs one adapter folder and one dev summary per grid label")
     candidates = []
@@ -46,13 +48,14 @@ def select_adapter(labels, adapter_dirs, summaries, out, *, model, strategy, spl
             "label": label, "adapter": str(folder), "rank": train["rank"], "lr": train["lr"],
             "success_pct": float(s["success_pct"]), "ci_low_pct": float(s["ci_low_pct"]),
             "ci_high_pct": float(s["ci_high_pct"]), "n": int(s["n"]), "mean_steps": float(s["mean_steps"]),
+            "mean_invalid_steps": float(s["mean_invalid_steps"]),
             "trainable_params": train["trainable_params"], "final_loss": train.get("final_loss"), "order": order,
         })
-    best = min(candidates, key=lambda c: (-c["success_pct"], c["mean_steps"], c["order"]))
+    best = min(candidates, key=lambda c: (-c["success_pct"], c["mean_steps"], c["mean_invalid_steps"], c["order"]))
     weights = Path(best["adapter"]) / "adapter_model.safetensors"
     record = provenance(
         model=model, strategy=strategy, selection_split=split, selection_memory=memory,
-        rule="highest success; ties: fewer mean steps, then grid order",
+        rule="highest success; ties: fewer mean steps, then fewer invalid steps, then grid order",
         selected=best["label"], adapter=best["adapter"], trainable_params=best["trainable_params"],
         adapter_mb_on_disk=round(weights.stat().st_size / 1e6, 3) if weights.exists() else None,
         adapter_mb_bf16=round(best["trainable_params"] * 2 / 1e6, 3), candidates=candidates)

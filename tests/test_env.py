@@ -46,6 +46,9 @@ def test_pool_resets_overlap_and_never_block_the_caller(data_root, valid_unseen)
         assert all("expert_plan" in r for r in got.values())
         pool.step(0, got[0]["expert_plan"][0])
         assert not pool.collect(block=True)[0]["won"]
+    # The workers' CPU time (the benchmark's env_cpu_seconds): three resets cost real CPU, and the
+    # parent's own (idle) waiting is not in it.
+    assert 0.3 < pool.cpu_seconds < 3 * (time.time() - t0)
 
 
 def test_textworld_caches_change_nothing_the_game_says(data_root, tmp_path):
