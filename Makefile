@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CHROMIUM ?= /usr/bin/chromium
+PYTEST_ARGS ?=
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.duomem-installed
@@ -31,7 +32,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 test: setup $(CHROMIUM)
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 paper-dryrun: setup
 	$(BIN)/snakemake -n results/table1.csv
