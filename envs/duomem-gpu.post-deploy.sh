@@ -5,4 +5,4 @@
 # its CUDA torch) is already in place, so pip keeps them and adds peft, trl, alfworld, ...
 set -euo pipefail
 : "${DUOMEM_REPO:?DUOMEM_REPO is unset: create this environment with snakemake --sdm conda}"
-python -m pip install --no-input --editable "${DUOMEM_REPO}[gpu]"
+python -m pip install --no-input -c "$DUOMEM_REPO/requirements/gpu.lock" --editable "${DUOMEM_REPO}[gpu]"

@@ -68,7 +68,7 @@ class TransformersServer:
     """`transformers serve` on a loopback port, as a subprocess; `kill()` and `start()` again on the same port."""
 
     def __init__(self, workdir, api_key_env=None, record=None):
-        self.api_key_env = api_key_env
+        self.api_key_env, self.record = api_key_env, (Path(record) if record else None)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -77,7 +77,7 @@ class TransformersServer:
         self.cmd = serve_command(self.port, api_key_env=api_key_env, record=record)
         self.proc = None
 
-    def start(self, timeout=120):
+    def start(self, timeout=300):
         with open(self.log, "a") as log:
             # cwd: a request for model "NAME" loads the folder ./NAME (how the tests serve an adapter by name)
             self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,

@@ -38,7 +38,7 @@ def test_connection_refused_fails_after_bounded_retries():
         policy(url, max_retries=2).act([CONV])
     msg = str(e.value)
     assert url in msg and "after 3 attempts" in msg and "cannot connect" in msg and "\n" not in msg
-    assert 0.75 * BACKOFF * 3 <= time.monotonic() - start < 5
+    assert time.monotonic() - start >= 0.75 * BACKOFF * 3  # it waited between attempts
 
 
 def test_http_500_then_recovery():
@@ -65,7 +65,7 @@ def test_429_retry_after_is_honoured():
     with FaultServer(lambda n: ("status", 429, [("Retry-After", "1")]) if n == 0 else ("ok", ANSWER)) as server:
         out = policy(server.base_url).act([CONV])
     assert out[0].text == ANSWER and len(server.requests) == 2
-    assert 1.0 <= server.gaps()[0] < 3  # the server's wait, not the 0.1 s backoff
+    assert server.gaps()[0] >= 1.0  # the server's wait, not the 0.1 s backoff
 
 
 def test_retry_after_forms():
@@ -77,18 +77,21 @@ def test_retry_after_forms():
 
 
 def test_timeout_retried_then_clear_error():
-    with FaultServer(lambda n: ("sleep", 3.0, ANSWER)) as server:
+    # The server would answer after 60 s; the client gives up after 0.5 s per attempt. The bound below
+    # separates "honoured the timeout" (about 1.1 s) from "waited for the server" (>= 60 s) with a wide
+    # margin for a busy machine; it is not a speed test.
+    with FaultServer(lambda n: ("sleep", 60.0, ANSWER)) as server:
         start = time.monotonic()
         with pytest.raises(EndpointError) as e:
             policy(server.base_url, timeout=0.5, max_retries=1).act([CONV])
         elapsed = time.monotonic() - start
     msg = str(e.value)
     assert "no answer within the 0.5 s timeout" in msg and "after 2 attempts" in msg and server.base_url in msg
-    assert len(server.requests) == 2 and 1.0 <= elapsed < 2.5  # two timeouts and a backoff, not 3 s waits
+    assert len(server.requests) == 2 and 1.0 <= elapsed < 30  # two timeouts and a backoff, not 60 s waits
 
 
 def test_timeout_then_recovery():
-    with FaultServer(lambda n: ("sleep", 3.0, ANSWER) if n == 0 else ("ok", ANSWER)) as server:
+    with FaultServer(lambda n: ("sleep", 60.0, ANSWER) if n == 0 else ("ok", ANSWER)) as server:
         out = policy(server.base_url, timeout=0.5).act([CONV])
     assert out[0].text == ANSWER and len(server.requests) == 2
 
@@ -104,12 +107,16 @@ def test_client_errors_are_not_retried():
 
 
 def test_one_failure_stops_the_concurrent_requests():
-    with FaultServer(lambda n: ("status", 503)) as server:
+    """One request fails for good at once (401); the others are told to retry in 60 s. They stop as
+    soon as it fails instead of waiting: nothing is retried, and the call ends long before 60 s (the
+    bound leaves a wide margin for a busy machine; it is not a speed test)."""
+    script = lambda n: ("status", 401) if n == 0 else ("status", 503, [("Retry-After", "60")])  # noqa: E731
+    with FaultServer(script) as server:
         start = time.monotonic()
         with pytest.raises(EndpointError):
             policy(server.base_url, max_retries=2, concurrency=4).act([CONV] * 4)
-        assert time.monotonic() - start < 3
-    assert 3 <= len(server.requests) <= 12
+        assert time.monotonic() - start < 30
+    assert 1 <= len(server.requests) <= 4  # each conversation asked at most once
 
 
 def test_evaluation_keeps_only_finished_episodes(tmp_path, data_root):

@@ -1,4 +1,5 @@
 import json
+import os
 import time
 
 from duomem.env import NOTHING_HAPPENS, EnvPool, Game, task_params_from_folder
@@ -35,20 +36,22 @@ def test_expert_targets_from_folder_name():
 
 def test_pool_resets_overlap_and_never_block_the_caller(data_root, valid_unseen):
     tasks = valid_unseen[:3]
+    t0 = time.time()
     with EnvPool(3, max_steps=30, expert=True) as pool:
-        t0 = time.time()
         for slot, task in enumerate(tasks):
             pool.reset(slot, data_root / task["game"], seed=slot)
-        assert pool.collect(block=False) == {} and time.time() - t0 < 0.5  # resets run elsewhere
+        # reset() only sends the request: had it waited for the game, its result would be here now
+        assert pool.collect(block=False) == {}
         got = {}
         while len(got) < 3:
             got.update(pool.collect(block=True))
         assert all("expert_plan" in r for r in got.values())
         pool.step(0, got[0]["expert_plan"][0])
         assert not pool.collect(block=True)[0]["won"]
-    # The workers' CPU time (the benchmark's env_cpu_seconds): three resets cost real CPU, and the
-    # parent's own (idle) waiting is not in it.
-    assert 0.3 < pool.cpu_seconds < 3 * (time.time() - t0)
+    # The workers' CPU time (the benchmark's env_cpu_seconds): three resets cost real CPU (about 0.5 s
+    # each), and it is the workers' own: processes that lived inside the window cannot have used
+    # more than every core for all of it.
+    assert 0.3 < pool.cpu_seconds <= os.cpu_count() * (time.time() - t0)
 
 
 def test_textworld_caches_change_nothing_the_game_says(data_root, tmp_path):

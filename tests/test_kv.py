@@ -95,13 +95,43 @@ def test_fast_path_matches_one_at_a_time_on_real_games(smollm2_dir, data_root):
     assert all(len(a) == 3 for a in actions[0].values())
 
 
-def test_bfloat16_cache_matches_naive_with_the_same_attention(smollm2_dir):
-    """kv_dtype=bfloat16 under a float32 model: the cached, batched path gives what plain `generate`
-    gives with the same attention dtype, and the cache really is stored in bfloat16."""
-    naive = make_policy("hf", path=smollm2_dir, threads=2, batch_size=1, max_new_tokens=24, kv_reuse=False,
-                        kv_dtype="bfloat16")
+# How far (in logits) a token the bf16 cached path chose may sit below the from-scratch argmax.
+# bfloat16 keeps 8 significant bits; batching, left padding and chunked prefill round keys, values
+# and attention sums in another order than one full forward, so near-ties may flip (greedy text under
+# bf16 differs between batch shapes: exact text equality is not asserted). Measured on this CPU
+# (`pytest -s -k bfloat16`): 141/141 tokens exactly the argmax, largest gap 0.000. With decoding
+# allowed to attend to the left padding (a broken mask), gaps reach 15 logits. Subtler cache bugs
+# (a position shifted by one: gaps of 0.16) are caught by the exact fp32 tests above, whose cache
+# logic is the same.
+BF16_LOGIT_TOLERANCE = 0.5
+
+
+@torch.inference_mode()
+def test_bfloat16_cache_tracks_a_from_scratch_forward(smollm2_dir):
+    """kv_dtype=bfloat16 under a float32 model: every token the cached, batched path picks over two
+    turns is (within BF16_LOGIT_TOLERANCE) the argmax of one uncached forward pass over the same
+    tokens with the same attention, and nearly always exactly it; the cache really is bfloat16.
+    Exact equality of greedy text is not asserted: under bf16 it depends on kernels and batch shape."""
     kv = make_policy("hf", path=smollm2_dir, threads=2, batch_size=3, max_new_tokens=24, kv_dtype="bfloat16")
-    expected = _play(naive, _conversations(), 2, one_at_a_time=True)
-    assert _play(kv, _conversations(), 2, one_at_a_time=False) == expected
+    calls, generate = [], kv.engine.generate
+
+    def recording(prompts, stop):
+        out = generate(prompts, stop)
+        calls.extend(zip(prompts, out))
+        return out
+
+    kv.engine.generate = recording
+    _play(kv, _conversations(), 2, one_at_a_time=False)
+    assert len(calls) == 6 and kv.engine.stats["reused_tokens"] > 0  # turn 2 continued the caches
+    gaps = []
+    for prompt, generated in calls:
+        ids = torch.as_tensor(list(prompt) + generated[:-1])[None]
+        logits = kv.model(input_ids=ids).logits[0, len(prompt) - 1:].float()
+        chosen = logits[torch.arange(len(generated)), torch.as_tensor(generated)]
+        gaps.extend((logits.max(-1).values - chosen).tolist())
+    exact = sum(g == 0 for g in gaps)
+    print(f"bf16 cached path: {exact}/{len(gaps)} tokens the argmax, largest gap {max(gaps):.3f} logits")
+    assert max(gaps) <= BF16_LOGIT_TOLERANCE, sorted(gaps)[-5:]
+    assert exact >= 0.9 * len(gaps), sorted(gaps)[-5:]
     assert kv.engine.sessions[0].layers[0].kbuf.dtype == torch.bfloat16
     assert kv.describe()["kv_dtype"] == "bfloat16"
