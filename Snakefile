@@ -21,6 +21,13 @@ check_or_exit(
 )
 
 
+# The executor is known only now: on a cluster (SLURM) the jobs run on other machines, so a
+# loopback endpoint is refused before the first submission.
+onstart:
+    if workflow.non_local_exec:
+        check_or_exit(config, workflow.configfiles, cluster=True)
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"

@@ -21,6 +21,15 @@ def episode_seed(seed, task_id):
     return int(hashlib.sha256(f"{seed}:{task_id}".encode()).hexdigest()[:8], 16)
 
 
+def turn_sampling(sampling, turn):
+    """The sampling settings of one turn of an episode sampled with `sampling` ({"temperature",
+    "seed"}; None: the policy's own settings): its own seed per turn, so a turn's draw depends on
+    the episode and the turn only, never on the batch it shares or on a resume."""
+    if not sampling:
+        return None
+    return {"temperature": float(sampling["temperature"]), "seed": episode_seed(sampling["seed"], f"turn{turn}")}
+
+
 @dataclass
 class Episode:
     task: dict
@@ -33,6 +42,7 @@ class Episode:
     won: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    sampling: dict = None  # {"temperature", "seed"} of this episode; None: the policy's own (greedy)
 
     @property
     def finished(self):
@@ -63,6 +73,7 @@ class Episode:
             "task_id": self.task["task_id"], "task_type": self.task["task_type"], "task": self.task["task"],
             "game": self.task["game"], "won": self.won, "steps": len(self.turns),
             "seconds": round(time.time() - self.started, 3),
+            "started_at": round(self.started, 3), "ended_at": round(time.time(), 3),
             "invalid_steps": sum(1 for t in self.turns if not t["admissible"]),
             "actions": [t["action"] for t in self.turns],
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -75,7 +86,8 @@ def run_episodes(tasks, policy, pool, data_root, max_steps, seed=0, context_for=
                  on_finish=None, progress=None):
     """Play every task to the end; call `on_finish(record)` the moment each episode ends.
 
-    `context_for(task)` returns (reference_turns, memory_scripts) for the task's prompt.
+    `context_for(task)` returns (reference_turns, memory_scripts) for the task's prompt. A task's
+    "sampling" ({"temperature", "seed"}) makes the policy sample that episode with its own seed.
     """
     context_for = context_for or (lambda task: (None, ()))
     queue, free = deque(tasks), list(range(len(pool)))
@@ -97,7 +109,7 @@ def run_episodes(tasks, policy, pool, data_root, max_steps, seed=0, context_for=
         reference, scripts = context_for(task)
         messages = initial_conversation(result["observation"], reference, scripts)
         active[slot] = Episode(task, messages, result, max_steps, started[slot],
-                               first_observation=result["observation"])
+                               first_observation=result["observation"], sampling=task.get("sampling"))
 
     while queue or resetting or stepping or active:
         while free and queue:
@@ -125,7 +137,9 @@ def run_episodes(tasks, policy, pool, data_root, max_steps, seed=0, context_for=
         episodes = [active.pop(s) for s in slots]
         if progress is not None and hasattr(progress, "set_postfix"):
             progress.set_postfix(batch=len(episodes), step=max(len(e.turns) for e in episodes) + 1)
-        completions = policy.act([e.messages for e in episodes], [e.info for e in episodes])
+        sampling = [turn_sampling(e.sampling, len(e.turns)) for e in episodes]
+        completions = policy.act([e.messages for e in episodes], [e.info for e in episodes],
+                                 **({"sampling": sampling} if any(sampling) else {}))
         if len(completions) != len(episodes):
             raise RuntimeError(f"policy returned {len(completions)} completions for {len(episodes)} conversations")
         for slot, ep, completion in zip(slots, episodes, completions):

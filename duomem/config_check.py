@@ -21,6 +21,7 @@ _KINDS = {str: "text", bool: "true/false", int: "an integer", float: "a number",
           dict: "a mapping", type(None): "empty"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm.config.lora.MaxLoRARanks
+_LOOPBACK_URL = re.compile(r"https?://(localhost|127(\.\d+){3}|\[::1\]|0\.0\.0\.0)(:\d+)?(/|$)", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -150,11 +151,71 @@ def _check_model_path(key, path):
               "a hub id (org/name), an existing local folder, or results/models/<name> built by the pipeline")
 
 
+def _tokenizer_folder(path):
+    """Where a model's tokenizer lies on this machine: a local folder, or a hub id's snapshot in the
+    local Hugging Face cache; None when it is not here (a hub id not downloaded yet)."""
+    import os
+
+    if Path(path).expanduser().is_dir():
+        return Path(path).expanduser()
+    if not _HUB_ID.fullmatch(path):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+    snapshots = sorted((Path(hub).expanduser() / f"models--{path.replace('/', '--')}" / "snapshots").glob("*"))
+    return snapshots[-1] if snapshots else None
+
+
+def _check_sft_template(key, model):
+    """A LoRA student whose chat template the SFT builder cannot cut loss masks from fails here,
+    before any job (duomem.sft.check_template). Checked where the tokenizer is on disk; a model not
+    here yet is checked by its first training job. A passed check is remembered (by the template
+    files' contents) in .snakemake/, so later runs do not load the tokenizer again."""
+    import hashlib
+    import json
+
+    folder = _tokenizer_folder(model.get("path", ""))
+    files = [f for f in ("tokenizer_config.json", "chat_template.jinja") if folder and (folder / f).exists()]
+    if not files:
+        return
+    from .policies import template_kwargs
+
+    kwargs = template_kwargs(model.get("thinking"))
+    digest = hashlib.sha256(json.dumps(kwargs).encode())
+    for f in files:
+        digest.update((folder / f).read_bytes())
+    stamp = Path(".snakemake", "duomem-template-ok", digest.hexdigest()[:20])
+    if stamp.exists():
+        return
+    from transformers import AutoTokenizer
+
+    from .sft import TemplateError, check_template
+
+    try:
+        check_template(AutoTokenizer.from_pretrained(str(folder)), kwargs)
+    except TemplateError as e:
+        _fail(key, f"the SFT builder cannot cut loss masks from this model's chat template with {kwargs or 'no'} "
+              f"template arguments ({e})", "a LoRA student whose template renders each assistant turn after its "
+              "generation prompt (a thinking-mode student cannot be trained on actions without thinking)")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+
+
 def max_bank_size(config):
     """An upper bound on the teacher's memory bank: one script per solved (train task, attempt)."""
     per_type = config.get("data", {}).get("subset_per_task_type", {}).get("train", 0)
     tasks = per_type * TRAIN_TASK_TYPES if per_type else FULL_TRAIN_TASKS
     return tasks * config.get("teacher_collection", {}).get("attempts", 3), tasks
+
+
+def check_cluster_endpoints(config):
+    """Jobs on a cluster executor (SLURM) run on other machines, where a loopback endpoint of this
+    one is not reachable: an `openai` model needs a `serve` command (its server inside each job) or
+    a URL the nodes reach."""
+    for name, m in config["models"].items():
+        if m["backend"] == "openai" and not m.get("serve") and _LOOPBACK_URL.match(m.get("base_url", "")):
+            _fail(f"models.{name}.base_url", f"{m['base_url']!r} is the machine each job runs on, and the "
+                  "jobs run on cluster nodes where no server listens there", "a `serve` command that starts "
+                  "the server inside each job (with `gpus` for it), or a URL of a server the nodes reach")
 
 
 def check_config(config):
@@ -212,6 +273,9 @@ def check_config(config):
         _fail("vllm.max_lora_rank", f"{max_rank} is not a size vLLM accepts", ", ".join(map(str, VLLM_LORA_RANKS)))
     if lora.get("strategy_models") and lora.get("strategy") not in lora.get("strategies", []):
         _fail("lora.strategies", f"the main strategy {lora.get('strategy')!r} is missing", "a list holding it")
+    for m in dict.fromkeys(lora.get("models", []) + lora.get("strategy_models", [])):
+        if models[m]["backend"] in ("hf", "vllm"):
+            _check_sft_template(f"models.{m}.thinking" if "thinking" in models[m] else f"models.{m}.path", models[m])
     return config
 
 
@@ -233,9 +297,12 @@ def check_all(config, configfiles, schema_path):
     return config
 
 
-def check_or_exit(config, configfiles, schema_path):
-    """`check_all`, or exit 1 with the one-line message (no traceback: nothing ran yet)."""
+def check_or_exit(config, configfiles, schema_path=None, cluster=False):
+    """`check_all` (or with `cluster`, only `check_cluster_endpoints`), or exit 1 with the one-line
+    message (no traceback: nothing ran yet)."""
     try:
+        if cluster:
+            return check_cluster_endpoints(config)
         return check_all(config, configfiles, schema_path)
     except ConfigError as e:
         sys.exit(f"duomem config error: {e}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from .config_check import ConfigError
 from .io import write_json_atomic
 from .provenance import provenance, sha256_file
-from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_with_assistant_mask
+from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_sample
 
 MODULE_SETS = {
     "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -85,19 +85,23 @@ def _positive_int(name, value):
 
 
 def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
-    """Token ids + loss labels per record. A sample longer than max_length is cut on the right (its
-    later turns lose their loss); one left without any trained token is dropped."""
-    examples, truncated, dropped = [], 0, 0
+    """Token ids + loss labels per record (one sequence, or one per trained turn where the template
+    needs it: sft.tokenize_sample). A sequence longer than max_length is cut on the right (its later
+    turns lose their loss); one left without any trained token is dropped."""
+    examples, truncated, dropped, split = [], 0, 0, 0
     for r in records:
-        ex = tokenize_with_assistant_mask(tokenizer, r["messages"], r["train_on"], chat_template_kwargs)
-        if len(ex["input_ids"]) > max_length:
-            truncated += 1
-            ex = {k: v[:max_length] for k, v in ex.items()}
-            if all(label == IGNORE_INDEX for label in ex["labels"]):
-                dropped += 1
-                continue
-        examples.append(ex)
+        sequences = tokenize_sample(tokenizer, r["messages"], r["train_on"], chat_template_kwargs)
+        split += len(sequences) > 1
+        for ex in sequences:
+            if len(ex["input_ids"]) > max_length:
+                truncated += 1
+                ex = {k: v[:max_length] for k, v in ex.items()}
+                if all(label == IGNORE_INDEX for label in ex["labels"]):
+                    dropped += 1
+                    continue
+            examples.append(ex)
     return examples, {"samples": len(examples), "samples_truncated": truncated, "samples_dropped": dropped,
+                      "records_split_per_turn": split,
                       "trained_tokens": sum(sum(label != IGNORE_INDEX for label in e["labels"]) for e in examples)}
 
 
@@ -132,9 +136,13 @@ def _last_checkpoint(work):
 def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, seed=0, threads=1,
                max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
                logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
-               gradient_checkpointing=False, chat_template_kwargs=None, callbacks=(), progress=True):
+               gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, callbacks=(), progress=True):
     """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
-    adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary."""
+    adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary.
+
+    `gradient_checkpointing` and `bf16` ("auto": on when a GPU trains) are what lets an 8-12B student
+    train on 8,192-token histories in one GPU's memory (README, "Expected peak memory"): the base
+    weights are then bf16, activations are recomputed instead of kept, and matmuls run in bf16."""
     rank = _positive_int("rank", rank)
     lr = _positive_lr(lr)
     alpha = 2 * rank if alpha is None else alpha  # paper §4: alpha / r = 2
@@ -150,6 +158,9 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int(name, value)
     if max_samples is not None:
         _positive_int("max_samples", max_samples)
+    for name, value in (("gradient_checkpointing", gradient_checkpointing), ("bf16", bf16)):
+        if value not in ("auto", True, False):
+            raise ConfigError(f"{name} must be auto, true or false, got {value!r}")
 
     import random
 
@@ -162,11 +173,14 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     records = read_sft(sft_path)  # a missing or empty file fails here, before any folder is made
     out = Path(out_dir)
     work, tmp = out.with_name(f".{out.name}.work"), out.with_name(f".{out.name}.tmp")
+    cuda = torch.cuda.is_available()
+    checkpointing = cuda if gradient_checkpointing == "auto" else gradient_checkpointing
+    bf16 = cuda if bf16 == "auto" else bf16
     settings = {"model": str(model_dir), "sft_sha256": sha256_file(sft_path), "rank": rank, "alpha": alpha, "lr": lr,
                 "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
-                "warmup_ratio": warmup_ratio, "scheduler": scheduler,
-                "chat_template_kwargs": dict(chat_template_kwargs or {})}
+                "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": checkpointing,
+                "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {})}
     # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
     fingerprint = work / "settings.json"
     if work.exists() and (not fingerprint.exists() or json.loads(fingerprint.read_text()) != settings):
@@ -176,7 +190,6 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     resume = _last_checkpoint(work)
 
     torch.set_num_threads(threads)
-    cuda = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -199,11 +212,11 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         output_dir=str(work), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         learning_rate=lr, num_train_epochs=epochs, lr_scheduler_type=scheduler, warmup_steps=warmup_ratio,
         logging_steps=logging_steps, save_strategy="steps", save_steps=checkpoint_steps, save_total_limit=2,
-        seed=seed, data_seed=seed, bf16=cuda, use_cpu=not cuda, report_to="none", disable_tqdm=not progress,
+        seed=seed, data_seed=seed, bf16=bf16, use_cpu=not cuda, report_to="none", disable_tqdm=not progress,
         remove_unused_columns=False, dataloader_num_workers=0,
         # passed only when asked for: the argument's name is being renamed across transformers 5.x
         **({"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
-           if gradient_checkpointing else {}))
+           if checkpointing else {}))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
                       processing_class=tokenizer, callbacks=list(callbacks))
@@ -223,7 +236,9 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         trainable_pct=round(100 * trainable / total, 4), **counts, steps=trainer.state.global_step,
         resumed_from_step=resumed_step, seconds=round(seconds, 2),
         final_loss=curve[-1]["loss"] if curve else None, train_loss=result.training_loss,
-        device="cuda" if cuda else "cpu", dtype="bfloat16" if cuda else "float32")
+        device="cuda" if cuda else "cpu", dtype="bfloat16" if cuda else "float32",
+        mixed_precision="bf16" if bf16 else "no", gradient_checkpointing=checkpointing,
+        peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None)
 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))  # adapter_config.json + adapter_model.safetensors

@@ -67,6 +67,33 @@ def keystep_script(trajectory):
             f"Workflow: " + " -> ".join(steps))
 
 
+MAX_EMPTY_SCRIPTS = 0.01  # a bank with more empty scripts than this fails its job
+
+
+def extraction_params(p, extract_max_new_tokens, model_max_new_tokens):
+    """The extracting policy's parameters: the script is the model's answer, so thinking must not
+    eat the budget. A hybrid model (`thinking` True/False) extracts with thinking switched off
+    (enable_thinking false) within `extract_max_new_tokens`; a thinking-only model ("always": its
+    template opens <think> itself) gets its own budget for the thinking plus the script's."""
+    q = dict(p, max_new_tokens=extract_max_new_tokens)
+    if isinstance(p.get("thinking"), bool):
+        q["thinking"] = False
+    elif p.get("thinking") == "always" and model_max_new_tokens:
+        q["max_new_tokens"] = model_max_new_tokens + extract_max_new_tokens
+    return q
+
+
+def check_scripts(memories, where, limit=MAX_EMPTY_SCRIPTS):
+    """Fail naming the empty scripts when more than `limit` of them are empty (a model cut off inside
+    its thinking, or one that answered nothing): such a bank would retrieve blanks."""
+    empty = [m["memory_id"] for m in memories if not m["script"].strip()]
+    if len(empty) > limit * len(memories):
+        shown = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise DataError(f"{where}: {len(empty)} of {len(memories)} extracted scripts are empty (more than "
+                        f"{limit:.0%}, memory.max_empty_scripts): {shown}. A thinking model cut off inside "
+                        "<think>? Raise the model's max_new_tokens or memory.extract_max_new_tokens")
+
+
 def build_memories(trajectories, scripts, count_tokens):
     return [{
         "memory_id": t["trajectory_id"], "task_id": t["task_id"], "task_type": t["task_type"],
@@ -86,7 +113,7 @@ def extract_scripts(trajectories, method, policy=None, batch_size=16):
 
 
 def make_memory_bank(trajectories_path, out_path, method, make_policy=None, count_tokens=len, batch_size=16,
-                     fingerprint_params=None, progress=True):
+                     fingerprint_params=None, progress=True, max_empty=MAX_EMPTY_SCRIPTS):
     """Write memories.json for every trajectory; LLM extraction is logged script by script and resumes."""
     import sys
 
@@ -115,6 +142,7 @@ def make_memory_bank(trajectories_path, out_path, method, make_policy=None, coun
         if policy is not None:
             policy.close()
     memories = build_memories(trajectories, [done[t["trajectory_id"]] for t in trajectories], count_tokens)
+    check_scripts(memories, f"memory bank {out_path}", max_empty)
     write_json_atomic(out_path, {"method": KEYSTEPS_METHOD if method == "keysteps" else "llm",
                                  "memories": memories})
     log_path.unlink(missing_ok=True)

@@ -25,8 +25,9 @@ from pathlib import Path
 from .policies.openai_backend import EndpointError
 
 # Rule parameters that say how to reach or run the endpoint, not what it computes: they stay out of
-# the resume fingerprint, so raising a timeout after an outage keeps the finished episodes.
-OPERATIONAL_KEYS = ("timeout", "max_retries", "serve", "serve_timeout")
+# the resume fingerprint, so raising a timeout after an outage keeps the finished episodes. So does
+# params_signature (rules/common.smk): it repeats the other parameters, these included.
+OPERATIONAL_KEYS = ("timeout", "max_retries", "serve", "serve_timeout", "params_signature")
 
 
 class ServeError(EndpointError):

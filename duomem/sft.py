@@ -32,6 +32,12 @@ class TemplateError(ModelError):
     """The chat template cannot be split into per-turn spans consistently."""
 
 
+class PrefixMismatch(TemplateError):
+    """The template renders a turn's prompt differently inside the whole conversation (Qwen3's hybrid
+    template writes an empty <think></think> into the generation prompt and the last assistant turn
+    only): one sequence cannot carry every turn's loss, one sequence per turn can."""
+
+
 def check_strategy(strategy):
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown SFT input strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
@@ -163,10 +169,10 @@ def assistant_spans(tokenizer, messages, train_on, chat_template_kwargs=None):
             raise ValueError(f"train_on index {i} is not an assistant message of this conversation")
         prompt = render(messages[:i], gen=True)
         if not text.startswith(prompt) or len(prompt) < last_end:
-            raise TemplateError(
+            raise PrefixMismatch(
                 f"the chat template renders the conversation up to message {i} (with its generation prompt) "
                 "differently from the same messages inside the whole conversation, so per-turn loss masks "
-                "cannot be cut from one sequence; use a per-step strategy or another template")
+                "cannot be cut from one sequence")
         start, content = len(prompt), messages[i]["content"]
         for c in (content, content.strip()):  # some templates trim the content
             if c and text.startswith(c, start):
@@ -210,3 +216,30 @@ def tokenize_with_assistant_mask(tokenizer, messages, train_on, chat_template_kw
         if not covered or covered[0][0] != a or covered[-1][1] != b:
             raise TemplateError(f"the tokens do not cover the assistant turn {text[a:b]!r} exactly")
     return {"input_ids": ids, "labels": labels}
+
+
+def tokenize_sample(tokenizer, messages, train_on, chat_template_kwargs=None):
+    """The training sequences of one SFT record. One sequence with loss on every trained assistant
+    turn when the template renders each turn's prompt as a prefix of the whole conversation; else
+    (PrefixMismatch) one sequence per trained turn, ending with it: the same full-history window,
+    each rendered exactly as the agent's prompt at that step (costs more tokens, never a wrong one)."""
+    try:
+        return [tokenize_with_assistant_mask(tokenizer, messages, train_on, chat_template_kwargs)]
+    except PrefixMismatch:
+        return [tokenize_with_assistant_mask(tokenizer, messages[:i + 1], [i], chat_template_kwargs)
+                for i in sorted(train_on)]
+
+
+PROBE_TURNS = [{"role": "user", "content": "You are in a room.\n\nYour task is to: look."},
+               {"role": "assistant", "content": "Thought: I look.\nAction: look"},
+               {"role": "user", "content": "You see a desk 1."},
+               {"role": "assistant", "content": "Thought: I go there.\nAction: go to desk 1"}]
+
+
+def check_template(tokenizer, chat_template_kwargs=None):
+    """Raise TemplateError when the SFT builder cannot cut loss masks from this tokenizer's chat
+    template (with these arguments): a probe conversation in the agent's layout, loss on both turns."""
+    from .prompts import SYSTEM_PROMPT
+
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}] + PROBE_TURNS
+    tokenize_sample(tokenizer, messages, [2, 4], chat_template_kwargs)

@@ -7,7 +7,7 @@ from statsmodels.stats.proportion import proportion_confint
 from .data import TASK_TYPES
 
 SUMMARY_COLUMNS = ["group", "n", "successes", "success_pct", "ci_low_pct", "ci_high_pct",
-                   "mean_steps", "mean_seconds", "mean_invalid_steps"]
+                   "mean_steps", "mean_seconds", "mean_invalid_steps", "tasks_per_hour"]
 
 
 def wilson(successes, n, alpha=0.05):
@@ -27,7 +27,17 @@ def summary_row(group, records):
             "success_pct": round(100 * wins / n, 2) if n else float("nan"),
             "ci_low_pct": round(low, 2), "ci_high_pct": round(high, 2),
             "mean_steps": avg("steps"), "mean_seconds": avg("seconds"),
-            "mean_invalid_steps": avg("invalid_steps")}
+            "mean_invalid_steps": avg("invalid_steps"), "tasks_per_hour": tasks_per_hour(records)}
+
+
+def tasks_per_hour(records):
+    """Throughput: tasks finished per hour of the span from the first episode's reset to the last
+    episode's end (episodes overlap, so this is not 3600 / mean seconds); NaN without timestamps
+    (records written before they were kept). A resumed run's pause counts in the span."""
+    if not records or any("started_at" not in r for r in records):
+        return float("nan")
+    span = max(r["ended_at"] for r in records) - min(r["started_at"] for r in records)
+    return round(3600 * len(records) / span, 2) if span > 0 else float("nan")
 
 
 def summarise(records):

@@ -89,11 +89,15 @@ def table2(columns, models, selections, csv_out, md_out):
             if paths[i] is not None:
                 s = overall(paths[i])
                 row[f"{col}_mean_steps"], row[f"{col}_mean_seconds"] = s["mean_steps"], s["mean_seconds"]
+                row[f"{col}_tasks_per_hour"] = s.get("tasks_per_hour", float("nan"))
         if model in selections:
             sel = json.loads(Path(selections[model]).read_text())
             row["lora_params"] = sel["trainable_params"]
         rows.append(row)
-    return write_table(pd.DataFrame(rows), csv_out, md_out, "Table 2: steps and seconds per task (valid_unseen)")
+    return write_table(pd.DataFrame(rows), csv_out, md_out, "Table 2: steps and seconds per task (valid_unseen)",
+                       "mean_seconds: latency, an episode's reset to its end while generation.num_envs episodes "
+                       "share the model (the paper played one task at a time); tasks_per_hour: throughput, "
+                       "tasks over the span from the job's first reset to its last episode's end.")
 
 
 def table4(rows, csv_out, md_out):
@@ -168,8 +172,14 @@ def table6(stats_path, teacher, csv_out, md_out):
     for k, pct in s["cumulative_success_pct"].items():
         row[f"cumulative_success_pct_try_{k}"] = pct
     row.update({"successful_trajectories": s["successful_trajectories"],
+                "duplicates_dropped": s.get("duplicates_dropped", 0),
+                "distinct_trajectories": s.get("distinct_trajectories", s["successful_trajectories"]),
                 "mean_steps_successful": s["mean_steps_successful"]})
-    return write_table(pd.DataFrame([row]), csv_out, md_out, "Table 6: teacher trajectory collection")
+    retries = s.get("retries_per_instance", len(s["solved_at_try"]) - 1)
+    return write_table(pd.DataFrame([row]), csv_out, md_out, "Table 6: teacher trajectory collection",
+                       f"An instance is one attempt at a task; an unsolved instance is retried up to {retries} "
+                       f"times after its first try (try 1..{retries + 1}). Exact duplicate wins (same task, "
+                       "same messages) are dropped; the distinct ones feed the memory bank and the SFT data.")
 
 
 def table3_context(banks, references_path, count_tokens, k, csv_out, md_out, selections=()):

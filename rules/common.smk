@@ -96,6 +96,39 @@ POLICY_PARAMS = dict(
 )
 
 
+def thinking_only_budget(w):
+    """A thinking-only model's own max_new_tokens (its extraction budget adds the script's to it);
+    None for other models, so the value reruns only their extraction jobs."""
+    if MODELS[w.model].get("thinking") == "always":
+        return generation_value("max_new_tokens")(w)
+    return None
+
+
+def params_signature(params):
+    """A rule parameter that names every other parameter's value ("key=value;..."). Snakemake 9
+    compares a job's parameters as a *set of values without names* (persistence.params_changed), so
+    one parameter turning False goes unseen while another parameter of the job is False and a third
+    still holds the old value. This one string changes whenever any named value does."""
+
+    def signature(w):
+        parts = []
+        for key, value in sorted(params.items()):
+            if callable(value):
+                try:
+                    value = value(w)
+                except (
+                    TypeError
+                ):  # a function of the job's input files: their changes rerun it anyway
+                    continue
+            parts.append(f"{key}={value!r}")
+        return ";".join(parts)
+
+    return signature
+
+
+POLICY_PARAMS["params_signature"] = params_signature(dict(POLICY_PARAMS))
+
+
 def pipeline_path(path):
     """[path] when the pipeline itself builds it (results/...), else []: hub ids are not files."""
     return [path] if path.startswith("results/") else []

@@ -19,6 +19,23 @@ rule build_sft:
         "../scripts/build_sft.py"
 
 
+TRAIN_PARAMS = dict(
+    path=model_value("path", ""),
+    thinking=model_value("thinking"),
+    epochs=config["lora"]["epochs"],
+    seed=config["seed"],
+    batch_size=config["lora"]["batch_size"],
+    grad_accum=config["lora"]["grad_accum"],
+    gradient_checkpointing=config["lora"]["gradient_checkpointing"],
+    bf16=config["lora"]["bf16"],
+    max_length=config["lora"]["max_length"],
+    max_samples=config["lora"]["max_samples"] or None,
+    checkpoint_steps=config["lora"]["checkpoint_steps"],
+    logging_steps=config["lora"]["logging_steps"],
+    modules=config["lora"]["modules"],
+)
+
+
 rule train_lora:
     input:
         sft=f"results/sft/{TEACHER}/{{strategy}}.jsonl",
@@ -38,17 +55,8 @@ rule train_lora:
         mem_mb=model_job_mem_mb,
         runtime=config["runtime_minutes"]["lora"],
     params:
-        path=model_value("path", ""),
-        thinking=model_value("thinking"),
-        epochs=config["lora"]["epochs"],
-        seed=config["seed"],
-        batch_size=config["lora"]["batch_size"],
-        grad_accum=config["lora"]["grad_accum"],
-        max_length=config["lora"]["max_length"],
-        max_samples=config["lora"]["max_samples"] or None,
-        checkpoint_steps=config["lora"]["checkpoint_steps"],
-        logging_steps=config["lora"]["logging_steps"],
-        modules=config["lora"]["modules"],
+        **TRAIN_PARAMS,
+        params_signature=params_signature(TRAIN_PARAMS),
     script:
         "../scripts/train_lora.py"
 

@@ -20,6 +20,8 @@ rule extract_memories:
     params:
         **POLICY_PARAMS,
         max_new_tokens=config["memory"]["extract_max_new_tokens"],
+        model_max_new_tokens=thinking_only_budget,
+        max_empty_scripts=config["memory"]["max_empty_scripts"],
         token_counter=token_counter_param,
         prompt_sha=sha(EXTRACT_SYSTEM + EXTRACT_INSTRUCTION),
     script:

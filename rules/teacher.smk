@@ -22,6 +22,8 @@ rule collect_trajectories:
         max_new_tokens=generation_value("max_new_tokens"),
         attempts=config["teacher_collection"]["attempts"],
         retries=config["teacher_collection"]["retries"],
+        collect_temperature=config["teacher_collection"]["temperature"],
+        greedy_first=config["teacher_collection"]["greedy_first"],
         num_envs=config["generation"]["num_envs"],
         max_steps=config["max_steps"],
         alfworld_data=config["alfworld_data"],

@@ -9,7 +9,8 @@ def main(sm):
     with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one
         collect(sm.input.manifest, sm.output.trajectories, sm.output.stats,
                 lambda: policy_from_params(live(), threads=sm.threads), attempts=p["attempts"],
-                retries=p["retries"], max_steps=p["max_steps"], seed=p["seed"], num_envs=p["num_envs"],
+                retries=p["retries"], max_steps=p["max_steps"], seed=p["seed"],
+                temperature=p["collect_temperature"], greedy_first=p["greedy_first"], num_envs=p["num_envs"],
                 alfworld_data=p["alfworld_data"], run_params={"model": sm.wildcards.model, **result_params(p)},
                 expert=p["backend"] == "expert")
 

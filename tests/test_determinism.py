@@ -5,8 +5,9 @@ kind (manifests, the tiny model, teacher collection, both memory banks, embeddin
 per policy kind with retrieval and a reference trajectory, the SFT file, one LoRA adapter, a table);
 every file it makes is compared with the smoke run's.
 
-Fields left out, because they measure time and nothing else: `seconds` (episodes, trajectories,
-train_summary.json), `mean_seconds` (summary.csv, provenance.json) and Trainer's
+Fields left out, because they measure time and nothing else: `seconds`, `started_at`, `ended_at`
+(episodes, trajectories, train_summary.json), `mean_seconds`, `tasks_per_hour` (summary.csv,
+provenance.json) and Trainer's
 `train_runtime` / `train_samples_per_second` / `train_steps_per_second` (trainer_log.json). Logs and
 benchmark files are not compared. Provenance sidecars are compared whole, except the checksums of
 input files that themselves hold timing fields (they differ exactly because the timings do).
@@ -21,7 +22,8 @@ import numpy as np
 from conftest import REPO, job_counts, snakemake
 
 CONFIG = str(REPO / "config" / "smoke.yaml")
-TIMING = {"seconds", "mean_seconds", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
+TIMING = {"seconds", "mean_seconds", "train_runtime", "train_samples_per_second", "train_steps_per_second",
+          "started_at", "ended_at", "tasks_per_hour", "peak_gpu_memory_mb"}
 SMOLLM2 = "results/models/smollm2-135m-instruct"
 TARGETS = [
     "results/data/train.jsonl",

@@ -19,7 +19,11 @@ def test_expert_wins_real_valid_unseen_games(tmp_path, data_root):
     write_jsonl_atomic(manifest, build_manifest(data_root, "valid_unseen", per_task_type=2, seed=0))
     out, rows = _run(tmp_path, manifest, lambda: make_policy("expert"))
     records = read_jsonl(out / "episodes.jsonl")
-    assert len(records) == 12 and sum(r["won"] for r in records) >= 5
+    # The seeded handcoded expert on these 12 games (2 per type), measured and repeatable: 8 wins; it
+    # runs out of the 30 steps on both heat games and both pick_two games. A change of the
+    # environment, its seeding or the expert backend shows here.
+    assert len(records) == 12 and sum(r["won"] for r in records) == 8
+    assert [r["steps"] for r in records] == [29, 7, 24, 23, 14, 12, 8, 8, 30, 30, 30, 30]
     for r in records:
         assert r["steps"] == len(r["actions"]) <= 30
         assert r["won"] or r["steps"] == 30

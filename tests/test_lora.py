@@ -53,6 +53,20 @@ def test_output_folder(trained):
     assert config["target_modules"] == sorted(summary["target_modules"])  # sorted: byte-reproducible
 
 
+def test_gradient_checkpointing_and_bf16_reach_the_trainer(tiny_model_dir, sft_file, trained, tmp_path):
+    """The paper config's GPU settings (issue 14 item 4), here on the CPU: bf16 autocast and
+    recomputed activations train the same adapter shape; "auto" turns both off without a GPU."""
+    _, plain = trained
+    assert plain["mixed_precision"] == "no" and plain["gradient_checkpointing"] is False  # auto, no GPU
+    summary = train_lora(tiny_model_dir, sft_file, tmp_path / "a", **{**FAST, "gradient_checkpointing": True,
+                                                                      "bf16": True})
+    assert summary["mixed_precision"] == "bf16" and summary["gradient_checkpointing"] is True
+    assert summary["steps"] == plain["steps"] and all(0 < e["loss"] < 20 for e in
+                                                      json.loads((tmp_path / "a" / "trainer_log.json").read_text())["loss_curve"])
+    with pytest.raises(ConfigError, match="bf16 must be auto, true or false"):
+        train_lora(tiny_model_dir, sft_file, tmp_path / "b", **{**FAST, "bf16": "yes"})
+
+
 def test_loss_curve_has_an_entry_per_logging_step(trained):
     out, summary = trained
     log = json.loads((out / "trainer_log.json").read_text())

@@ -155,6 +155,27 @@ def test_one_learning_rate_reruns_only_its_adapters(done_paper, tmp_path):
     assert not {"table6", "table9"} & set(counts)  # teacher statistics, CD ablation: no adapters
 
 
+def test_training_memory_settings_rerun_only_the_adapters(done_paper, tmp_path):
+    # Gradient checkpointing on -> off: every adapter of every grid is trained again, so its dev
+    # evaluation, every selection and every evaluation with a selected adapter; nothing else.
+    changed = overlay(tmp_path, "checkpointing", {"lora": {"gradient_checkpointing": False}})
+    counts, _ = plan(*changed, workdir=done_paper)
+    assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {
+        "train_lora": DEV_EVALS, "select_adapter": LORA_MODELS, "select_strategy_adapter": 2,
+        "evaluate": DEV_EVALS + LORA_EVALS,
+    }
+
+
+def test_teacher_sampling_reruns_only_the_collection_and_what_reads_it(done_paper, tmp_path):
+    # The teacher's temperature: its collection, then every memory bank and SFT set built from the
+    # trajectories, and so every job downstream of those (here: all but the manifests and the
+    # task embeddings, which do not read trajectories).
+    changed = overlay(tmp_path, "temperature", {"teacher_collection": {"temperature": 0.9}})
+    counts, _ = plan(*changed, workdir=done_paper)
+    assert counts["collect_trajectories"] == 1 and counts["build_sft"] == 3
+    assert "manifest" not in counts and "embed_tasks" not in counts
+
+
 def test_k_reruns_only_the_retrieving_evaluations(done_paper, tmp_path):
     # k = 10 -> 5: every Script / MemP evaluation (base models, own bank and CD), the dev
     # evaluations (adapters are chosen under MemP+CD at k), so every selection and every evaluation

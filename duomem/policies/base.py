@@ -36,11 +36,14 @@ class Policy:
     `conversations` are lists of {"role", "content"} messages ending with a user turn. `infos`
     holds the environment's side information for each episode (the oracle expert reads its plan
     there; model backends ignore it). A backend is free to batch or parallelise the list.
+    `sampling`, when given, holds per conversation None (the policy's own settings) or
+    {"temperature", "seed"}: that conversation is sampled at that temperature with that seed
+    (teacher collection: every attempt and retry draws its own trajectory).
     """
 
     name = "policy"
 
-    def act(self, conversations, infos=None):
+    def act(self, conversations, infos=None, sampling=None):
         raise NotImplementedError
 
     def describe(self):

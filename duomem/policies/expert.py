@@ -39,7 +39,8 @@ class ExpertPolicy(Policy):
     name = "expert"
     needs_expert_plan = True
 
-    def act(self, conversations, infos=None):
+    def act(self, conversations, infos=None, sampling=None):
+        """`sampling` is ignored: the environment seeds the expert's own choices per episode."""
         if infos is None or len(infos) != len(conversations):
             raise ValueError("the expert policy needs the environment infos of every episode")
         out = []

@@ -83,11 +83,12 @@ class HFPolicy(Policy):
             conversation, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs)
 
     @torch.inference_mode()
-    def act(self, conversations, infos=None):
+    def act(self, conversations, infos=None, sampling=None):
+        sampling = list(sampling or [None] * len(conversations))
         out = []
         for start in range(0, len(conversations), self.batch_size):
-            chunk = conversations[start:start + self.batch_size]
-            out.extend(self._generate_kv(chunk) if self.engine else self._generate(chunk))
+            chunk, rows = conversations[start:start + self.batch_size], sampling[start:start + self.batch_size]
+            out.extend(self._generate_kv(chunk, rows) if self.engine else self._generate_plain(chunk, rows))
         if self.engine:
             self.engine.end_turn()
         return out
@@ -96,7 +97,7 @@ class HFPolicy(Policy):
         thinking, answer = split_thinking(self.tokenizer.decode(ids, skip_special_tokens=True), started)
         return Completion(answer, prompt_tokens=prompt_tokens, completion_tokens=len(ids), thinking=thinking)
 
-    def _generate_kv(self, conversations):
+    def _generate_kv(self, conversations, sampling):
         texts = [self.render(c) for c in conversations]
         prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         started = [opens_thinking(t) for t in texts]
@@ -109,22 +110,30 @@ class HFPolicy(Policy):
             def stop(ids, flag=flag):
                 return action_line_ended(answer_text(self.tokenizer.decode(ids, skip_special_tokens=True), flag))
 
-            generated = self.engine.generate([prompts[i] for i in rows], stop)
+            generated = self.engine.generate([prompts[i] for i in rows], stop, [sampling[i] for i in rows])
             for i, g in zip(rows, generated):
                 out[i] = self._completion(g, len(prompts[i]), flag)
         return out
 
-    def _generate(self, conversations):
+    def _generate_plain(self, conversations, sampling):
+        if not any(sampling):
+            return self._generate(conversations, self.temperature, self.seed)
+        out = []
+        for c, s in zip(conversations, sampling):  # a row's own seed: one row per generate call
+            out += self._generate([c], *((s["temperature"], s["seed"]) if s else (self.temperature, self.seed)))
+        return out
+
+    def _generate(self, conversations, temperature, seed):
         texts = [self.render(c) for c in conversations]
         started = [opens_thinking(t) for t in texts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         prompt_len = enc["input_ids"].shape[1]
-        sample = self.temperature > 0
+        sample = temperature > 0
         if sample:
-            torch.manual_seed(self.seed)
+            torch.manual_seed(seed)
         gen = self.model.generate(
             **enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-            temperature=self.temperature if sample else None, top_p=None, top_k=None,
+            temperature=temperature if sample else None, top_p=None, top_k=None,
             pad_token_id=self.tokenizer.pad_token_id,
             stopping_criteria=[_StopAfterAction(self.tokenizer, prompt_len, started)],
         )

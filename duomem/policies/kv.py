@@ -170,11 +170,24 @@ class KVEngine:
         self.prefixes.insert(0, session.copy(n))
         del self.prefixes[self.prefix_store:]
 
-    def _pick(self, logits):
-        if self.temperature > 0:
-            probs = torch.softmax(logits.float() / self.temperature, dim=-1)
-            return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+    def _pick(self, logits, temperature=None, generator=None):
+        temperature = self.temperature if temperature is None else temperature
+        if temperature > 0:
+            probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # the generator is a CPU one
+            return torch.multinomial(probs, 1, generator=generator or self.generator).squeeze(-1).to(logits.device)
         return logits.argmax(-1)
+
+    def _pickers(self, sampling, n):
+        """One token picker per row: the engine's own settings, or the row's own temperature with a
+        generator of its own seed (a row's draws then do not depend on the rows beside it)."""
+        pickers = []
+        for s in sampling or [None] * n:
+            if s is None:
+                pickers.append(self._pick)
+            else:
+                g = torch.Generator().manual_seed(int(s["seed"]))
+                pickers.append(lambda logits, t=float(s["temperature"]), g=g: self._pick(logits, t, g))
+        return pickers
 
     @staticmethod
     def _keep_decoded(session, layers, i, width, generated):
@@ -186,14 +199,17 @@ class KVEngine:
         session.tokens = np.concatenate([session.tokens, np.asarray(generated[:fed], dtype=np.int64)])
 
     @torch.inference_mode()
-    def generate(self, prompts, stop):
-        """Token ids of one completion per prompt (lists of ints). `stop(generated_ids)` ends a row early."""
+    def generate(self, prompts, stop, sampling=None):
+        """Token ids of one completion per prompt (lists of ints). `stop(generated_ids)` ends a row
+        early. `sampling`: per prompt None (the engine's settings) or {"temperature", "seed"}."""
         t0 = time.perf_counter()
         taken = set()
         rows = [self._prefill(np.asarray(ids, dtype=np.int64), taken) for ids in prompts]
         t1 = time.perf_counter()
         self.stats["prefill_seconds"] += t1 - t0
-        generated = [[int(self._pick(logits))] for _, logits in rows]
+        pickers = self._pickers(sampling, len(rows))
+        per_row = any(s is not None for s in sampling or ())
+        generated = [[int(pick(logits))] for pick, (_, logits) in zip(pickers, rows)]
         done = [g[0] in self.eos_ids or stop(g) for g in generated]
         lengths = [len(s.tokens) for s, _ in rows]
         width, B = max(lengths), len(rows)
@@ -233,7 +249,8 @@ class KVEngine:
                 mask[:, width + steps] = 1
                 out = self.model(input_ids=last, position_ids=(pos + steps)[:, None], past_key_values=cache,
                                  attention_mask=mask[:, :width + steps + 1], use_cache=True, logits_to_keep=1)
-                nxt = self._pick(out.logits[:, -1])
+                logits = out.logits[:, -1]
+                nxt = [pickers[b](logits[i]) for i, b in enumerate(live)] if per_row else self._pick(logits)
                 steps += 1
                 decoded += len(live)
                 for i, b in enumerate(live):

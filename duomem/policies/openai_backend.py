@@ -101,14 +101,16 @@ class OpenAIPolicy(Policy):
             return reason, code in RETRY_STATUS or code >= 500, retry_after_seconds(e.response.headers)
         return f"{type(e).__name__}: {_one_line(e)}", False, None
 
-    def _one(self, conversation):
+    def _one(self, conversation, sampling=None):
+        temperature = sampling["temperature"] if sampling else self.temperature
+        seed = sampling["seed"] if sampling else self.seed
         attempt = 0
         while True:
             attempt += 1
             try:
                 r = self.client.chat.completions.create(
                     model=self.model, messages=conversation, max_tokens=self.max_tokens,
-                    temperature=self.temperature, seed=self.seed, extra_body=self.extra_body or None)
+                    temperature=temperature, seed=seed, extra_body=self.extra_body or None)
                 break
             except self._openai.APIError as e:
                 reason, retryable, wait = self._classify(e)
@@ -135,8 +137,8 @@ class OpenAIPolicy(Policy):
         return Completion(cut_after_action(answer), prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                           completion_tokens=getattr(usage, "completion_tokens", 0) or 0, thinking=thinking)
 
-    def act(self, conversations, infos=None):
-        return list(self.pool.map(self._one, conversations))
+    def act(self, conversations, infos=None, sampling=None):
+        return list(self.pool.map(self._one, conversations, sampling or [None] * len(conversations)))
 
     def close(self):
         self._failed.set()  # requests still retrying stop now instead of keeping the process alive

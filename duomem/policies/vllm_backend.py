@@ -139,23 +139,27 @@ class VLLMPolicy(Policy):
             return False
         return opens_thinking(prompt if isinstance(prompt, str) else "")
 
-    def sampling_params(self, conversations):
+    def sampling_params(self, conversations, sampling=None):
         """Greedy: one SamplingParams for all. Sampling: one per conversation, seeded by its content
-        (one seed for all would reuse the same random draws in every request and turn)."""
-        def params(seed):
-            return self._sampling_params(n=1, temperature=float(self.temperature) if seed is not None else 0.0,
+        (one seed for all would reuse the same random draws in every request and turn), or by the
+        caller's per-conversation `sampling` ({"temperature", "seed"}; None: these defaults)."""
+        def params(temperature, seed):
+            return self._sampling_params(n=1, temperature=float(temperature) if seed is not None else 0.0,
                                          seed=seed, max_tokens=int(self.max_tokens), stop=self.stop or None)
 
-        if self.temperature <= 0:
-            return params(None)
-        return [params(conversation_seed(self.seed, c)) for c in conversations]
+        sampling = list(sampling or [None] * len(conversations))
+        if not any(sampling) and self.temperature <= 0:
+            return params(0.0, None)
+        return [params(s["temperature"], s["seed"]) if s
+                else params(self.temperature, conversation_seed(self.seed, c) if self.temperature > 0 else None)
+                for s, c in zip(sampling, conversations)]
 
     def describe(self):
         return {"backend": self.name, "model": self.path, "adapter": self.default_adapter,
                 "adapters": dict(self._paths), "max_tokens": self.max_tokens, "temperature": self.temperature,
                 "engine": self.engine_kwargs}
 
-    def act(self, conversations, infos=None, adapters=None):
+    def act(self, conversations, infos=None, adapters=None, sampling=None):
         """One `LLM.chat` call for all conversations; `adapters`: a name (or None) per conversation."""
         if not conversations:
             return []
@@ -165,8 +169,8 @@ class VLLMPolicy(Policy):
         requests = [self.lora_request(n) for n in names]
         # One request for all when they agree: older vLLM releases take only a single LoRARequest here.
         lora = requests[0] if all(r is requests[0] for r in requests) else requests
-        outputs = self.llm.chat(conversations, self.sampling_params(conversations), use_tqdm=False, lora_request=lora,
-                                chat_template_kwargs=self.chat_template_kwargs or None)
+        outputs = self.llm.chat(conversations, self.sampling_params(conversations, sampling), use_tqdm=False,
+                                lora_request=lora, chat_template_kwargs=self.chat_template_kwargs or None)
         if len(outputs) != len(conversations):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(conversations)} conversations")
         return [self._completion(o) for o in outputs]
@@ -192,8 +196,9 @@ class _AdapterView(Policy):
     def __init__(self, parent, adapter_name):
         self.parent, self.adapter_name = parent, adapter_name
 
-    def act(self, conversations, infos=None):
-        return self.parent.act(conversations, infos, adapters=[self.adapter_name] * len(conversations))
+    def act(self, conversations, infos=None, sampling=None):
+        return self.parent.act(conversations, infos, adapters=[self.adapter_name] * len(conversations),
+                               sampling=sampling)
 
     def describe(self):
         return {**self.parent.describe(), "adapter": self.adapter_name}
