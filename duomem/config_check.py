@@ -191,7 +191,11 @@ def _check_sft_template(key, model):
     from .sft import TemplateError, check_template
 
     try:
-        check_template(AutoTokenizer.from_pretrained(str(folder)), kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except Exception:  # noqa: BLE001 - an unreadable tokenizer is its training job's error to report
+        return
+    try:
+        check_template(tokenizer, kwargs)
     except TemplateError as e:
         _fail(key, f"the SFT builder cannot cut loss masks from this model's chat template with {kwargs or 'no'} "
               f"template arguments ({e})", "a LoRA student whose template renders each assistant turn after its "

@@ -115,8 +115,8 @@ def test_bfloat16_cache_tracks_a_from_scratch_forward(smollm2_dir):
     kv = make_policy("hf", path=smollm2_dir, threads=2, batch_size=3, max_new_tokens=24, kv_dtype="bfloat16")
     calls, generate = [], kv.engine.generate
 
-    def recording(prompts, stop):
-        out = generate(prompts, stop)
+    def recording(prompts, stop, sampling=None):
+        out = generate(prompts, stop, sampling)
         calls.extend(zip(prompts, out))
         return out
 
