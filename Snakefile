@@ -40,6 +40,31 @@ include: "rules/figures.smk"
 include: "rules/report.smk"
 
 
+# Light jobs (seconds each: manifests, adapter selection, tables, figures, viewer pages) run inside
+# Snakemake itself under a cluster executor instead of waiting in the SLURM queue.
+localrules:
+    manifest,
+    select_adapter,
+    select_strategy_adapter,
+    table1,
+    table2,
+    table3,
+    table4,
+    table5,
+    table6,
+    table7,
+    table8,
+    table9,
+    table10,
+    paper_comparison,
+    figure3,
+    figure_success_by_type,
+    figure_efficiency,
+    figure_lora_grid,
+    figure_loss_curves,
+    viewer,
+
+
 rule all:
     default_target: True
     input:

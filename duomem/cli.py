@@ -3,9 +3,9 @@
 import contextlib
 import sys
 
-from .config_check import ConfigError
 from .data import DataError
 from .env import EnvError
+from .errors import ConfigError
 from .models import ModelError
 from .policies.openai_backend import EndpointError
 from .provenance import sidecar_path, write_job_provenance

@@ -20,19 +20,10 @@ from tqdm import tqdm
 from .agent import episode_seed, run_episodes
 from .data import data_root as find_data_root
 from .env import EnvPool
-from .evaluate import fingerprint, partial_log_path
-from .io import EpisodeLog, read_jsonl, write_json_atomic, write_jsonl_atomic
+from .episode_log import EpisodeLog, fingerprint, partial_log_path
+from .io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from .provenance import provenance
-
-
-def trajectory_messages(record):
-    """The episode as chat turns: first observation, then assistant/user pairs (the environment's
-    answer to the last action is kept)."""
-    msgs = [{"role": "user", "content": record["first_observation"]}]
-    for turn in record["turns"]:
-        msgs.append({"role": "assistant", "content": turn["completion"]})
-        msgs.append({"role": "user", "content": turn["observation"]})
-    return msgs
+from .trajectory_messages import trajectory_messages
 
 
 def instance_sampling(seed, task_id, attempt, try_, temperature, greedy_first=True):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
+
 TRAIN_TASK_TYPES = 6  # ALFWorld's six task types (duomem.data.TASK_TYPES)
 FULL_TRAIN_TASKS = 3553  # duomem.data.FULL_COUNTS["train"]
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -22,10 +24,6 @@ _KINDS = {str: "text", bool: "true/false", int: "an integer", float: "a number",
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm.config.lora.MaxLoRARanks
 _LOOPBACK_URL = re.compile(r"https?://(localhost|127(\.\d+){3}|\[::1\]|0\.0\.0\.0)(:\d+)?(/|$)", re.IGNORECASE)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def _fail(key, problem, allowed):

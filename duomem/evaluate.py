@@ -1,20 +1,22 @@
 """Resumable evaluation: episodes are logged as they finish; outputs appear atomically at the end."""
 
 import csv
-import hashlib
-import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .agent import run_episodes
-from .config_check import ConfigError
 from .data import data_root as find_data_root
 from .data import manifest_checksum
 from .env import EnvPool
-from .io import EpisodeLog, atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from .episode_log import EpisodeLog, fingerprint, partial_log_path
+from .errors import ConfigError
+from .io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from .memory import load_memories
+from .memory_config import context_builder, load_vectors, parse_label
 from .provenance import provenance
+from .references import load_references
 from .stats import SUMMARY_COLUMNS, summarise
 
 PROTOCOL = {
@@ -22,15 +24,6 @@ PROTOCOL = {
     "success_criterion": "info['won'] (never 'done')",
     "max_steps_meaning": "an episode ends when won or after max_steps actions; unusable model output is a counted step",
 }
-
-
-def fingerprint(params):
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def partial_log_path(episodes_out):
-    p = Path(episodes_out)
-    return p.with_name(f".{p.stem}.partial.jsonl")
 
 
 def write_summary_csv(path, rows):
@@ -86,10 +79,6 @@ def evaluate(manifest, episodes_out, summary_out, provenance_out, make_policy, *
 def evaluate_with_memory(manifest, episodes_out, summary_out, provenance_out, make_policy, *, memory,
                          reference=None, memories=None, bank=None, queries=None, **kwargs):
     """`evaluate` under a memory configuration label (see duomem.memory_config)."""
-    from .memory import load_memories
-    from .memory_config import context_builder, load_vectors, parse_label
-    from .references import load_references
-
     tasks = read_jsonl(manifest)
     scripts = load_memories(memories) if memories else None
     _, _, k = parse_label(memory)

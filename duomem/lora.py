@@ -20,7 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .config_check import ConfigError
+from .errors import ConfigError
 from .io import write_json_atomic
 from .provenance import provenance, sha256_file
 from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_sample

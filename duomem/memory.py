@@ -119,8 +119,8 @@ def make_memory_bank(trajectories_path, out_path, method, make_policy=None, coun
 
     from tqdm import tqdm
 
-    from .evaluate import fingerprint, partial_log_path
-    from .io import EpisodeLog, read_jsonl, write_json_atomic
+    from .episode_log import EpisodeLog, fingerprint, partial_log_path
+    from .io import read_jsonl, write_json_atomic
 
     trajectories = read_jsonl(trajectories_path)
     if not trajectories:

@@ -12,6 +12,7 @@ from importlib import resources
 
 from .data import TASK_TYPES, build_manifest, data_root
 from .io import write_json_atomic
+from .trajectory_messages import trajectory_messages
 
 REFERENCE_FILE = "reference_trajectories.json"
 
@@ -27,7 +28,6 @@ def load_references(path=None):
 
 
 def build_references(root, candidates=12, max_steps=30, seed=0, num_envs=2):
-    from .collect import trajectory_messages
     from .env import EnvPool
     from .agent import run_episodes
     from .policies import make_policy

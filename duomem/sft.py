@@ -18,8 +18,8 @@ alternating, which Gemma's chat templates require.
 import json
 from pathlib import Path
 
-from .config_check import ConfigError
 from .data import DataError
+from .errors import ConfigError
 from .io import write_jsonl_atomic
 from .models import ModelError
 from .prompts import initial_conversation

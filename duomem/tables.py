@@ -182,6 +182,14 @@ def table6(stats_path, teacher, csv_out, md_out):
                        "same messages) are dropped; the distinct ones feed the memory bank and the SFT data.")
 
 
+def table3(names, bank_paths, references_path, token_counter_name, k, csv_out, md_out, selections=()):
+    """Table 3 counted with the tokenizer `token_counter_name` (a model folder or a hub id)."""
+    from .models import token_counter
+
+    return table3_context(list(zip(names, bank_paths)), references_path, token_counter(token_counter_name), k,
+                          csv_out, md_out, selections=selections)
+
+
 def table3_context(banks, references_path, count_tokens, k, csv_out, md_out, selections=()):
     """Table 3 (context overhead): mean script tokens per bank, reference trajectory tokens,
     extra prompt tokens per task at k (k scripts + one reference trajectory), store size on disk;

@@ -3,7 +3,7 @@
 
 rule figure3:
     input:
-        summaries=[row[3] for row in figure3_rows()],
+        summaries=PLAN.table_summaries("figure3"),
     output:
         csv="results/figures/figure3.csv",
         png=report(
@@ -21,9 +21,9 @@ rule figure3:
         mem_mb=1000,
         runtime=5,
     params:
-        rows=figure3_rows(),
+        rows=PLAN.figure3_rows(),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure3.py"
 
 
 rule figure_success_by_type:
@@ -45,7 +45,7 @@ rule figure_success_by_type:
         mem_mb=1000,
         runtime=5,
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_success_by_type.py"
 
 
 rule figure_efficiency:
@@ -67,7 +67,7 @@ rule figure_efficiency:
         mem_mb=1000,
         runtime=5,
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_efficiency.py"
 
 
 rule figure_lora_grid:
@@ -89,12 +89,12 @@ rule figure_lora_grid:
         mem_mb=1000,
         runtime=5,
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_lora_grid.py"
 
 
 rule figure_loss_curves:
     input:
-        adapters=[run[2] for run in loss_curve_runs()],
+        adapters=[run[2] for run in PLAN.loss_curve_runs()],
     output:
         png=report(
             "results/figures/loss_curves.png",
@@ -111,6 +111,6 @@ rule figure_loss_curves:
         mem_mb=1000,
         runtime=5,
     params:
-        runs=loss_curve_runs(),
+        runs=PLAN.loss_curve_runs(),
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_loss_curves.py"

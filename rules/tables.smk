@@ -4,8 +4,8 @@
 
 rule table1:
     input:
-        summaries=[p for paths in table1_columns().values() for p in paths if p],
-        episodes=episodes_of(p for paths in table1_columns().values() for p in paths),
+        summaries=PLAN.table_summaries("table1"),
+        episodes=episodes_of(PLAN.table_summaries("table1")),
     output:
         csv=report(
             "results/table1.csv", caption="../report/table1.rst", category="Table 1"
@@ -20,17 +20,17 @@ rule table1:
         mem_mb=500,
         runtime=5,
     params:
-        columns=table1_columns(),
-        models=evaluated_models(),
+        columns=PLAN.table1_columns(),
+        models=PLAN.evaluated_models(),
         teacher=TEACHER,
     script:
-        "../scripts/tables.py"
+        "../scripts/table1.py"
 
 
 rule table2:
     input:
-        summaries=[p for paths in table1_columns().values() for p in paths if p],
-        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
+        summaries=PLAN.table_summaries("table2"),
+        selections=PLAN.selections(),
     output:
         csv=report(
             "results/table2.csv", caption="../report/table2.rst", category="Table 2"
@@ -45,19 +45,19 @@ rule table2:
         mem_mb=500,
         runtime=5,
     params:
-        columns=table1_columns(),
-        models=evaluated_models(),
-        lora_models=LORA["models"],
+        columns=PLAN.table1_columns(),
+        models=PLAN.evaluated_models(),
+        lora_models=PLAN.lora["models"],
     script:
-        "../scripts/tables.py"
+        "../scripts/table2.py"
 
 
 rule table3:
     input:
-        banks=[f"results/memory/{b}/memories.json" for b in memory_banks()],
-        references=REFERENCES,
+        banks=[f"results/memory/{b}/memories.json" for b in PLAN.memory_banks()],
+        references=PLAN.references,
         token_counter=pipeline_path(config["memory"]["token_counter"]),
-        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
+        selections=PLAN.selections(),
     output:
         csv=report(
             "results/table3.csv", caption="../report/table3.rst", category="Table 3"
@@ -72,17 +72,17 @@ rule table3:
         mem_mb=1000,
         runtime=5,
     params:
-        names=memory_banks(),
-        k=K,
+        names=PLAN.memory_banks(),
+        k=PLAN.k,
         token_counter=token_counter_param,
     script:
-        "../scripts/tables.py"
+        "../scripts/table3.py"
 
 
 rule table4:
     input:
-        summaries=[p for row in table4_rows() for p in row[2:]],
-        episodes=episodes_of(p for row in table4_rows() for p in row[2:]),
+        summaries=PLAN.table_summaries("table4"),
+        episodes=episodes_of(PLAN.table_summaries("table4")),
     output:
         csv=report(
             "results/table4.csv", caption="../report/table4.rst", category="Table 4"
@@ -97,15 +97,15 @@ rule table4:
         mem_mb=500,
         runtime=5,
     params:
-        rows=table4_rows(),
+        rows=PLAN.table4_rows(),
     script:
-        "../scripts/tables.py"
+        "../scripts/table4.py"
 
 
 rule table5:
     input:
-        summaries=[row[3] for row in table5_rows()],
-        episodes=episodes_of(row[3] for row in table5_rows()),
+        summaries=PLAN.table_summaries("table5"),
+        episodes=episodes_of(PLAN.table_summaries("table5")),
     output:
         csv=report(
             "results/table5.csv", caption="../report/table5.rst", category="Table 5"
@@ -120,10 +120,10 @@ rule table5:
         mem_mb=500,
         runtime=5,
     params:
-        rows=table5_rows(),
-        main_strategy=MAIN_STRATEGY,
+        rows=PLAN.table5_rows(),
+        main_strategy=PLAN.main_strategy,
     script:
-        "../scripts/tables.py"
+        "../scripts/table5.py"
 
 
 rule table6:
@@ -145,13 +145,13 @@ rule table6:
     params:
         teacher=TEACHER,
     script:
-        "../scripts/tables.py"
+        "../scripts/table6.py"
 
 
 rule table7:
     input:
-        summaries=[row[2] for row in table7_rows()],
-        episodes=episodes_of(row[2] for row in table7_rows()),
+        summaries=PLAN.table_summaries("table7"),
+        episodes=episodes_of(PLAN.table_summaries("table7")),
     output:
         csv=report(
             "results/table7.csv", caption="../report/table7.rst", category="Table 7"
@@ -166,15 +166,15 @@ rule table7:
         mem_mb=500,
         runtime=5,
     params:
-        rows=table7_rows(),
+        rows=PLAN.table7_rows(),
     script:
-        "../scripts/tables.py"
+        "../scripts/table7.py"
 
 
 rule table8:
     input:
-        summaries=[row[2] for row in table8_rows()],
-        selections=[selection_file(m, MAIN_STRATEGY) for m in LORA["models"]],
+        summaries=PLAN.table_summaries("table8"),
+        selections=PLAN.selections(),
     output:
         csv=report(
             "results/table8.csv", caption="../report/table8.rst", category="Table 8"
@@ -189,16 +189,16 @@ rule table8:
         mem_mb=500,
         runtime=5,
     params:
-        rows=table8_rows(),
-        lora_models=LORA["models"],
+        rows=PLAN.table8_rows(),
+        lora_models=PLAN.lora["models"],
     script:
-        "../scripts/tables.py"
+        "../scripts/table8.py"
 
 
 rule table9:
     input:
-        summaries=[p for pair in table9_pairs() for p in pair[2:]],
-        episodes=episodes_of(p for pair in table9_pairs() for p in pair[2:]),
+        summaries=PLAN.table_summaries("table9"),
+        episodes=episodes_of(PLAN.table_summaries("table9")),
     output:
         csv=report(
             "results/table9.csv", caption="../report/table9.rst", category="Table 9"
@@ -213,15 +213,15 @@ rule table9:
         mem_mb=500,
         runtime=5,
     params:
-        pairs=table9_pairs(),
+        pairs=PLAN.table9_pairs(),
     script:
-        "../scripts/tables.py"
+        "../scripts/table9.py"
 
 
 rule table10:
     input:
-        summaries=[p for row in table10_rows() for p in row[3:]],
-        episodes=episodes_of(p for row in table10_rows() for p in row[3:]),
+        summaries=PLAN.table_summaries("table10"),
+        episodes=episodes_of(PLAN.table_summaries("table10")),
     output:
         csv=report(
             "results/table10.csv", caption="../report/table10.rst", category="Table 10"
@@ -236,16 +236,16 @@ rule table10:
         mem_mb=500,
         runtime=5,
     params:
-        rows=table10_rows(),
+        rows=PLAN.table10_rows(),
     script:
-        "../scripts/tables.py"
+        "../scripts/table10.py"
 
 
 rule paper_comparison:
     input:
-        summaries=[p for row in paper_comparison_rows() for p in row[7]],
-        episodes=episodes_of(p for row in paper_comparison_rows() for p in row[7]),
-        paper=PAPER_NUMBERS,
+        summaries=PLAN.table_summaries("paper_comparison"),
+        episodes=episodes_of(PLAN.table_summaries("paper_comparison")),
+        paper=PLAN.paper_numbers,
     output:
         csv=report(
             "results/paper_comparison.csv",
@@ -262,7 +262,7 @@ rule paper_comparison:
         mem_mb=500,
         runtime=5,
     params:
-        rows=paper_comparison_rows(),
-        models=evaluated_models(),
+        rows=PLAN.paper_comparison_rows(),
+        models=PLAN.evaluated_models(),
     script:
-        "../scripts/tables.py"
+        "../scripts/paper_comparison.py"

@@ -78,3 +78,27 @@ def smoke_run(tmp_path_factory, data_root):
     workdir.mkdir(parents=True, exist_ok=True)
     snakemake("-c2", "--configfile", str(SMOKE_CONFIG), workdir=workdir, timeout=1800)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def smollm2_adapter(smollm2_dir, data_root, tmp_path_factory):
+    """A real LoRA adapter on SmolLM2, trained by `train_lora` on the handcoded expert's trajectories of
+    three train games (a few steps at a high learning rate: enough to change its actions)."""
+    import json
+
+    from duomem.collect import collect
+    from duomem.data import build_manifest
+    from duomem.lora import train_lora
+    from duomem.policies import make_policy
+    from duomem.sft import build_sft_dataset
+
+    d = tmp_path_factory.mktemp("smollm2-adapter")
+    tasks = build_manifest(data_root, "train", per_task_type=1, seed=0)[:3]
+    (d / "manifest.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    collect(d / "manifest.jsonl", d / "trajectories.jsonl", d / "stats.json", lambda: make_policy("expert"),
+            attempts=1, retries=0, max_steps=30, num_envs=2, alfworld_data=str(data_root), expert=True,
+            progress=False)
+    build_sft_dataset(d / "trajectories.jsonl", d / "sft.jsonl", "full")
+    train_lora(smollm2_dir, d / "sft.jsonl", d / "adapter", rank=8, lr=5e-3, epochs=1, threads=2, max_length=512,
+               batch_size=1, grad_accum=1, logging_steps=1, gradient_checkpointing=False, bf16=False, progress=False)
+    return d / "adapter"

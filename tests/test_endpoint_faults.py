@@ -9,7 +9,8 @@ import pytest
 from helpers_server import FaultServer, free_port
 
 from duomem.data import build_manifest
-from duomem.evaluate import evaluate, partial_log_path
+from duomem.episode_log import partial_log_path
+from duomem.evaluate import evaluate
 from duomem.io import read_jsonl, write_jsonl_atomic
 from duomem.policies import make_policy
 from duomem.policies.openai_backend import EndpointError, retry_after_seconds

@@ -2,7 +2,8 @@ import csv
 import json
 
 from duomem.data import build_manifest
-from duomem.evaluate import evaluate, fingerprint, partial_log_path
+from duomem.episode_log import fingerprint, partial_log_path
+from duomem.evaluate import evaluate
 from duomem.io import read_jsonl, write_jsonl_atomic
 from duomem.policies import make_policy
 

@@ -18,7 +18,8 @@ import pytest
 from conftest import REPO, SNAKEMAKE, job_counts, snakemake
 from duomem.agent import run_episodes
 from duomem.env import NOTHING_HAPPENS, EnvPool
-from duomem.io import EpisodeLog, read_jsonl
+from duomem.episode_log import EpisodeLog
+from duomem.io import read_jsonl
 from duomem.policies import Completion, Policy
 
 CONFIG = str(REPO / "config" / "smoke.yaml")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from duomem.io import EpisodeLog, atomic_path, write_json_atomic
+from duomem.episode_log import EpisodeLog
+from duomem.io import atomic_path, write_json_atomic
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -47,7 +48,7 @@ def test_records_survive_kill_minus_nine(tmp_path):
     path = tmp_path / "log.jsonl"
     code = textwrap.dedent(f"""
         import time
-        from duomem.io import EpisodeLog
+        from duomem.episode_log import EpisodeLog
         log = EpisodeLog({str(path)!r}, "fp")
         for i in range(10_000):
             log.append({{"task_id": str(i), "payload": "x" * 500}})

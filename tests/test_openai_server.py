@@ -1,7 +1,11 @@
-"""The openai backend end to end against a real OpenAI-compatible server (`transformers serve`, CPU,
-the tiny random model) on loopback: episodes on real ALFWorld games, a server killed mid-run and the
-resume after it comes back, the adapter name as the request's model, and duomem.serving (a server
-started inside the job and stopped after it, whatever happens)."""
+"""The openai backend end to end against a real OpenAI-compatible server: vLLM's (the CPU build,
+`python -m vllm.entrypoints.openai.api_server`, SmolLM2-135M-Instruct) on loopback, one server for
+the module: episodes on real ALFWorld games, the adapter name as the request's model (the server
+serves a peft LoRA with --enable-lora --lora-modules NAME=FOLDER), memory extraction, a server
+killed mid-run and the resume after it comes back. Then duomem.serving's failure paths (commands
+that exit, never answer, or outlive a killed job); a real vLLM server started and stopped by
+duomem.serving inside a job is in test_secrets.py (with the API key it requires) and
+test_served_teacher.py (through Snakemake)."""
 
 import json
 import shlex
@@ -10,25 +14,47 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from helpers_server import TransformersServer, serve_command, server_env
+from helpers_server import VLLMServer
 
 from duomem.data import build_manifest
-from duomem.evaluate import evaluate, partial_log_path
+from duomem.episode_log import partial_log_path
+from duomem.evaluate import evaluate
 from duomem.io import read_jsonl, write_jsonl_atomic
+from duomem.memory import extraction_params, make_memory_bank
 from duomem.policies import policy_from_params
+from duomem.policies.base import cut_after_action
 from duomem.policies.openai_backend import EndpointError
 from duomem.prompts import initial_conversation
 from duomem.serving import ServeError, endpoint, serve
 
+ADAPTER = "full-r8-lr1e-03"  # the served name of the adapter (as rules/eval.smk names a selected one)
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    workdir = tmp_path_factory.mktemp("tserver")
-    with TransformersServer(workdir, record=workdir / "requests.jsonl") as s:
+def adapter(smollm2_dir, tmp_path_factory):
+    """A peft LoRA folder (rank 8 on the attention projections, what duomem.lora trains) whose
+    weights are random, not zero: its greedy answers differ from the base model's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("adapter") / ADAPTER
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir),
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      init_lora_weights=False))
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_dir, adapter, tmp_path_factory):
+    # no prefix caching: in bf16 a cached prefix can change a greedy answer (FIELD-NOTES), and the
+    # adapter test compares two requests with the same prompt
+    with VLLMServer(smollm2_dir, tmp_path_factory.mktemp("vllm"), lora_modules={ADAPTER: adapter},
+                    extra=["--no-enable-prefix-caching"]) as s:
         yield s
 
 
@@ -43,7 +69,7 @@ def params(base_url, model, **kw):
     """The flat rule parameters an `openai` model gets from rules/common.smk."""
     return {"backend": "openai", "path": str(model), "base_url": base_url, "served_name": "",
             "api_key_env": "DUOMEM_UNSET_KEY", "concurrency": 4, "thinking": None, "temperature": 0.0,
-            "seed": 0, "max_new_tokens": 8, "batch_size": 4, "timeout": 60.0, "max_retries": 2,
+            "seed": 0, "max_new_tokens": 8, "batch_size": 4, "timeout": 120.0, "max_retries": 2,
             "serve": "", "serve_timeout": 120, **kw}
 
 
@@ -53,15 +79,15 @@ def run_eval(manifest, out, make, p, num_envs=3):
                            run_params=p, progress=False)
 
 
-def test_episodes_through_a_real_server(server, tiny_model_dir, manifest, tmp_path):
+def test_episodes_through_a_real_server(server, smollm2_dir, manifest, tmp_path):
     from transformers import AutoTokenizer
 
-    p = params(server.base_url, tiny_model_dir)
+    p = params(server.base_url, smollm2_dir)
     (episodes, summary, prov), rows = run_eval(manifest, tmp_path / "eval", lambda: policy_from_params(p), p)
     records = read_jsonl(episodes)
     assert [r["task_id"] for r in records] == [t["task_id"] for t in read_jsonl(manifest)]
     assert summary.exists() and prov.exists() and int(rows[0]["n"]) == 3
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
     for r in records:
         assert r["steps"] == 3 and len(r["turns"]) == 3 and not r["won"]
         assert 0 < r["completion_tokens"] <= 3 * 8  # the server's usage, bounded by max_tokens
@@ -76,99 +102,110 @@ def test_episodes_through_a_real_server(server, tiny_model_dir, manifest, tmp_pa
         assert r["prompt_tokens"] == expected
 
 
-def test_adapter_name_is_the_requested_model(server, tiny_model_dir):
+def test_adapter_name_is_the_requested_model(server, smollm2_dir, adapter):
     """An adapter evaluation asks the endpoint for the adapter's served name (vLLM: --lora-modules
-    NAME=FOLDER). Here the server serves NAME from the folder of that name in its working directory:
-    a LoRA merged into the tiny model."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    NAME=FOLDER), and the server answers with that adapter: a greedy answer that differs from the
+    base model's, equal to that of a request that names the adapter itself. (LoRA decoding is slow
+    on the CPU: one short answer each.)"""
+    import openai
 
-    name = "full-r2-lr1e-03"
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    torch.manual_seed(0)
-    lora = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False))
-    lora.save_pretrained(server.workdir / "adapter")
-    lora.merge_and_unload().save_pretrained(server.workdir / name)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(server.workdir / name)
+    p = params(server.base_url, smollm2_dir)
+    policy = policy_from_params(p, adapter=str(adapter), adapter_name=ADAPTER)
+    base = policy_from_params(p)
+    assert policy.model == ADAPTER and base.model == str(smollm2_dir)
+    conv = initial_conversation("You are in the middle of a room. Looking quickly around you, you see a desk 1, "
+                                "a drawer 1, a shelf 1.\n\nYour task is to: examine the book with the desklamp.")
+    # one request at a time: a batch that mixes base and adapter rows is never sent (FIELD-NOTES)
+    with_adapter, without = policy.act([conv])[0], base.act([conv])[0]
+    assert with_adapter.prompt_tokens == without.prompt_tokens > 0
+    assert with_adapter.completion_tokens > 0 and without.completion_tokens > 0
+    assert with_adapter.text != without.text  # the adapter changes the answer ...
 
-    p = params(server.base_url, tiny_model_dir)
-    policy = policy_from_params(p, adapter=str(server.workdir / "adapter"), adapter_name=name)
-    assert policy.model == name
-    out = policy.act([initial_conversation("You are in a room.\n\nYour task is to: look.")])
-    assert out[0].prompt_tokens > 0 and out[0].completion_tokens > 0
-    asked = [json.loads(line)["model"] for line in server.record.read_text().splitlines()]
-    assert asked[-1] == name  # the request named the adapter ...
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    direct = client.chat.completions.create(model=ADAPTER, messages=conv, max_tokens=8, temperature=0.0, seed=0)
+    assert direct.model == ADAPTER  # ... the server answers as the adapter ...
+    assert cut_after_action(direct.choices[0].message.content) == with_adapter.text
+    # ... and the policy's request got exactly that answer. A name the server does not serve:
     missing = policy_from_params({**p, "max_retries": 0}, adapter="x", adapter_name="no-such-adapter")
-    with pytest.raises(EndpointError, match=f"{server.base_url} \\(model 'no-such-adapter'\\)"):
-        missing.act([initial_conversation("You are in a room.")])
-    # ... and the server answered it from that folder: a name it has no folder for is refused.
+    with pytest.raises(EndpointError, match=f"{server.base_url} \\(model 'no-such-adapter'\\).*HTTP 404"):
+        missing.act([conv])
+    for pol in (policy, base, missing):
+        pol.close()
+    client.close()
 
 
-def test_server_killed_mid_run_then_resume(tiny_model_dir, manifest, tmp_path):
+def test_memory_extraction_through_a_real_server(server, smollm2_dir, tmp_path):
+    """A teacher's memory bank extracted through the endpoint (rule extract_memories with an openai
+    model) from two real expert trajectories on train games (duomem's stored reference trajectories).
+    The served-teacher run (test_served_teacher.py) cannot get here: SmolLM2 wins no game."""
+    from duomem.references import reference_path
+
+    trajectories = []
+    for task_type, ref in list(json.loads(reference_path().read_text()).items())[:2]:
+        actions = [m["content"].split("Action:")[-1].strip() for m in ref["messages"][1::2]]
+        trajectories.append({"trajectory_id": f"{ref['task_id']}#a1", "task_id": ref["task_id"],
+                             "task_type": task_type, "task": ref["task"], "actions": actions,
+                             "messages": ref["messages"]})
+    write_jsonl_atomic(tmp_path / "train.jsonl", trajectories)
+    p = extraction_params(params(server.base_url, smollm2_dir), 32, None)
+    memories = make_memory_bank(tmp_path / "train.jsonl", tmp_path / "memories.json", "llm",
+                                make_policy=lambda: policy_from_params(p), batch_size=2, progress=False, max_empty=1.0)
+    assert [m["memory_id"] for m in memories] == [t["trajectory_id"] for t in trajectories]
+    assert json.loads((tmp_path / "memories.json").read_text()) == {"method": "llm", "memories": memories}
+    assert any(m["script"] for m in memories)  # the served model's answers
+
+
+def test_server_killed_mid_run_then_resume(server, smollm2_dir, manifest, tmp_path):
+    """The module's server is killed (SIGKILL to vLLM and its workers) after the first episode, and
+    started again on the same port; the evaluation resumes and plays only the missing episodes."""
     out = tmp_path / "eval"
     log = partial_log_path(out / "episodes.jsonl")
-    with TransformersServer(tmp_path / "server") as srv:
-        p = params(srv.base_url, tiny_model_dir, max_retries=1)
+    p = params(server.base_url, smollm2_dir, max_retries=1)
 
-        def kill_after_first_episode():
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if log.exists() and len(log.read_text().splitlines()) >= 2:  # header + one episode
-                    srv.kill()
-                    return
-                time.sleep(0.05)
+    def kill_after_first_episode():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if log.exists() and len(log.read_text().splitlines()) >= 2:  # header + one episode
+                server.kill()
+                return
+            time.sleep(0.05)
 
-        killer = threading.Thread(target=kill_after_first_episode)
-        killer.start()
+    killer = threading.Thread(target=kill_after_first_episode)
+    killer.start()
+    try:
         with pytest.raises(EndpointError) as e:
             run_eval(manifest, out, lambda: policy_from_params(p), p, num_envs=1)
+    finally:
         killer.join()
-        msg = str(e.value)
-        assert srv.base_url in msg and "cannot connect" in msg and "after 2 attempts" in msg and "\n" not in msg
-        assert not any((out / f).exists() for f in ("episodes.jsonl", "summary.csv", "provenance.json"))
-        finished = read_jsonl(log)[1:]
-        assert 1 <= len(finished) < 3 and all(r["steps"] == 3 for r in finished)
+    msg = str(e.value)
+    assert server.base_url in msg and "cannot connect" in msg and "after 2 attempts" in msg and "\n" not in msg
+    assert not any((out / f).exists() for f in ("episodes.jsonl", "summary.csv", "provenance.json"))
+    finished = read_jsonl(log)[1:]
+    assert 1 <= len(finished) < 3 and all(r["steps"] == 3 for r in finished)
 
-        srv.start()  # the same endpoint comes back
-        asked = []
+    server.start()  # the same endpoint comes back
+    asked = []
 
-        class Watching:
-            """Delegates to the real policy; notes which episodes' conversations reach the endpoint."""
+    class Watching:
+        """Delegates to the real policy; notes which episodes' conversations reach the endpoint."""
 
-            def __init__(self, inner):
-                self.inner = inner
+        def __init__(self, inner):
+            self.inner = inner
 
-            def act(self, conversations, infos=None):
-                asked.extend(c[1]["content"] for c in conversations)
-                return self.inner.act(conversations, infos)
+        def act(self, conversations, infos=None):
+            asked.extend(c[1]["content"] for c in conversations)
+            return self.inner.act(conversations, infos)
 
-            def close(self):
-                self.inner.close()
+        def close(self):
+            self.inner.close()
 
-        (episodes, _, _), _ = run_eval(manifest, out, lambda: Watching(policy_from_params(p)), p, num_envs=1)
+    (episodes, _, _), _ = run_eval(manifest, out, lambda: Watching(policy_from_params(p)), p, num_envs=1)
     records = read_jsonl(episodes)
     assert len(records) == 3 and records[:len(finished)] == finished  # kept as logged, not replayed
     assert set(asked) == {r["first_observation"] for r in records[len(finished):]}
 
 
 # ---- duomem.serving: the server started inside the job ----
-
-
-def test_serve_starts_answers_and_stops(tiny_model_dir, tmp_path, monkeypatch):
-    p = params("", tiny_model_dir, serve=shlex.join(serve_command()), serve_timeout=120)
-    for k, v in server_env(tmp_path / "hf").items():
-        if k.startswith(("HF_", "OMP")):
-            monkeypatch.setenv(k, v)  # the server inherits the job's environment
-    with endpoint(p, tmp_path / "logs" / "job.log") as live:
-        q = live()
-        assert q["base_url"].startswith("http://127.0.0.1:") and live() == q  # started once
-        out = policy_from_params(q).act([initial_conversation("You are in a room.")])
-        assert out[0].prompt_tokens > 0
-    assert (tmp_path / "logs" / "job.server.log").exists()
-    with pytest.raises(urllib.error.URLError):  # stopped: nothing listens there any more
-        urllib.request.urlopen(q["base_url"] + "/models", timeout=5)
 
 
 def test_serve_not_started_when_nothing_is_asked(tmp_path):

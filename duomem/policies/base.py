@@ -22,12 +22,13 @@ def cut_after_action(text):
 class Completion:
     """`text` is the answer that enters the conversation history; `thinking` is the model's
     thinking block (Qwen3), logged but never put back into the prompt; `completion_tokens`
-    counts both."""
+    counts both; `cached_tokens` counts the prompt tokens an engine took from its prefix cache."""
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     thinking: str = ""
+    cached_tokens: int = 0
 
 
 class Policy:

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API, `transformers serve`).
+"""Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API).
 
 The key is read from the environment variable the config names, never from a file or a rule
 parameter. Retries are ours, not the client's (its own are switched off), so that every retry is

@@ -10,10 +10,15 @@ The agent's turn ends after its action line. vLLM has no stop condition of that 
 string cannot say "the newline after the action"), so the text is cut after the action line by
 `cut_after_action`, the same rule as the hf backend's stop criterion; a chat model normally ends its
 turn there anyway, and `max_tokens` bounds the rest. Thinking text never enters the history.
+
+No result is ever computed with another row's weights: vLLM 0.32's CPU build gives base-model rows
+the adapter in the last slot when one batch mixes base and LoRA requests (FIELD-NOTES), so `act`
+sends one `LLM.chat` call per adapter (base included) and puts the rows back in order.
 """
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .base import Completion, Policy, cut_after_action
@@ -28,16 +33,36 @@ ENGINE_PARAMS = {
     "max_loras": "max_loras",
     "enable_prefix_caching": "enable_prefix_caching",
     "vllm_dtype": "dtype",
+    "enforce_eager": "enforce_eager",
 }
+
+
+def cpu_environment(kvcache_gib=4):
+    """The settings vLLM's CPU build needs and does not guess well (FIELD-NOTES, "vLLM on the CPU"),
+    as defaults the caller's environment overrides: a KV cache size (without it start-up fails a
+    memory check), OpenMP threads bound to this process's own cores (the default leaves the model
+    one thread; a SLURM job's cores need not start at 0), and forked workers (spawned ones would
+    re-run a Snakemake script's top level)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return {"VLLM_CPU_KVCACHE_SPACE": str(kvcache_gib), "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores)),
+            "VLLM_WORKER_MULTIPROC_METHOD": "fork"}
+
+
+def _on_cpu():
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def engine_args(path, *, seed=0, enable_lora=False, tensor_parallel_size=1, max_model_len=None,
                 gpu_memory_utilization=0.9, max_lora_rank=None, max_loras=None, enable_prefix_caching=True,
-                dtype="auto", **extra):
-    """Keyword arguments of `vllm.LLM(...)`; LoRA sizes only when LoRA is on, unset values left out."""
+                dtype="auto", enforce_eager=False, **extra):
+    """Keyword arguments of `vllm.LLM(...)` (each one a `vllm.EngineArgs` field: tests check that
+    on the installed vLLM); LoRA sizes only when LoRA is on, unset values left out."""
     args = {"model": str(path), "seed": int(seed), "tensor_parallel_size": int(tensor_parallel_size or 1),
             "gpu_memory_utilization": float(gpu_memory_utilization), "dtype": dtype or "auto",
-            "enable_prefix_caching": bool(enable_prefix_caching), "enable_lora": bool(enable_lora)}
+            "enable_prefix_caching": bool(enable_prefix_caching), "enable_lora": bool(enable_lora),
+            "enforce_eager": bool(enforce_eager)}
     if max_model_len:
         args["max_model_len"] = int(max_model_len)
     if enable_lora:
@@ -61,6 +86,15 @@ def adapter_rank(folder):
     """The LoRA rank `r` of a peft adapter folder (adapter_config.json), or None."""
     config = Path(folder) / "adapter_config.json"
     return json.loads(config.read_text()).get("r") if config.exists() else None
+
+
+def completion_from_output(output, starts_thinking=False):
+    """A `vllm.RequestOutput` as the agent's Completion: thinking apart, the text cut after the action."""
+    out = output.outputs[0]
+    thinking, answer = split_thinking(out.text, starts_thinking)
+    return Completion(cut_after_action(answer), prompt_tokens=len(output.prompt_token_ids or ()),
+                      completion_tokens=len(out.token_ids), thinking=thinking,
+                      cached_tokens=getattr(output, "num_cached_tokens", None) or 0)
 
 
 class VLLMPolicy(Policy):
@@ -90,6 +124,9 @@ class VLLMPolicy(Policy):
                                          else enable_lora, **engine)
         self._check_ranks()
         if llm is None:
+            if _on_cpu():
+                for key, value in cpu_environment().items():
+                    os.environ.setdefault(key, value)
             from vllm import LLM
 
             llm = LLM(**self.engine_kwargs)
@@ -160,26 +197,26 @@ class VLLMPolicy(Policy):
                 "engine": self.engine_kwargs}
 
     def act(self, conversations, infos=None, adapters=None, sampling=None):
-        """One `LLM.chat` call for all conversations; `adapters`: a name (or None) per conversation."""
+        """One `LLM.chat` call per adapter among the conversations (see the module's docstring);
+        `adapters`: a name (or None, the base model) per conversation."""
         if not conversations:
             return []
         names = list(adapters) if adapters is not None else [self.default_adapter] * len(conversations)
         if len(names) != len(conversations):
             raise ValueError(f"{len(names)} adapter names for {len(conversations)} conversations")
-        requests = [self.lora_request(n) for n in names]
-        # One request for all when they agree: older vLLM releases take only a single LoRARequest here.
-        lora = requests[0] if all(r is requests[0] for r in requests) else requests
-        outputs = self.llm.chat(conversations, self.sampling_params(conversations, sampling), use_tqdm=False,
-                                lora_request=lora, chat_template_kwargs=self.chat_template_kwargs or None)
-        if len(outputs) != len(conversations):
-            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(conversations)} conversations")
-        return [self._completion(o) for o in outputs]
-
-    def _completion(self, output):
-        out = output.outputs[0]
-        thinking, answer = split_thinking(out.text, self.starts_thinking)
-        return Completion(cut_after_action(answer), prompt_tokens=len(output.prompt_token_ids or ()),
-                          completion_tokens=len(out.token_ids), thinking=thinking)
+        params = self.sampling_params(conversations, sampling)
+        results = [None] * len(conversations)
+        for name in dict.fromkeys(names):  # first-seen order
+            rows = [i for i, n in enumerate(names) if n == name]
+            group = params if not isinstance(params, list) else [params[i] for i in rows]
+            outputs = self.llm.chat([conversations[i] for i in rows], group, use_tqdm=False,
+                                    lora_request=self.lora_request(name),
+                                    chat_template_kwargs=self.chat_template_kwargs or None)
+            if len(outputs) != len(rows):
+                raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(rows)} conversations")
+            for i, o in zip(rows, outputs):
+                results[i] = completion_from_output(o, self.starts_thinking)
+        return results
 
     def view(self, adapter_name):
         """A policy on this same engine that uses another registered adapter (or None: the base)."""
@@ -187,7 +224,11 @@ class VLLMPolicy(Policy):
         return _AdapterView(self, adapter_name)
 
     def close(self):
-        self.llm = None
+        """Stop the engine's worker processes now (a test or benchmark may start another engine)."""
+        llm, self.llm = self.llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if callable(getattr(core, "shutdown", None)):
+            core.shutdown()
 
 
 class _AdapterView(Policy):

@@ -1,0 +1,11 @@
+from duomem.cli import run
+from duomem.tables import table2
+
+
+def main(sm):
+    p = sm.params
+    table2(p.columns, p.models, dict(zip(p.lora_models, sm.input.selections)), sm.output.csv, sm.output.md)
+
+
+if __name__ == "__main__":
+    run(lambda: main(snakemake), snakemake.log[0])

@@ -1,0 +1,10 @@
+from duomem.cli import run
+from duomem.model_tables import table7
+
+
+def main(sm):
+    table7(sm.params.rows, sm.output.csv, sm.output.md)
+
+
+if __name__ == "__main__":
+    run(lambda: main(snakemake), snakemake.log[0])
