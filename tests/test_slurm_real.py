@@ -2,15 +2,15 @@
 here when it is not running and stopped again afterwards), the real executor plugin, real sbatch,
 squeue, scancel and time limits.
 
-- the smoke config end to end through `--profile profiles/slurm`, every output checked as the local
-  smoke run's are (tests/test_workflow.py);
+- the smoke config end to end through `--profile profiles/slurm` (the suite's shared smoke run goes
+  through it: conftest `smoke_run`), every output checked (tests/test_workflow.py);
 - the faults a cluster adds, on a throwaway workflow of its own: a job killed with `scancel`, a job
   that exits 1, a job over its time limit (TIMEOUT), and Snakemake itself killed with `kill -9` while
   its job runs on. Each ends, within a bounded time, with the workflow finished or a failure that
   names the SLURM state, and no output of a killed job is left half-written.
 
-The fault workflows start first, in the background, and run beside the smoke run (the TIMEOUT case
-alone needs over a minute: SLURM's time limits are whole minutes)."""
+The fault workflows run side by side in the background (the TIMEOUT case alone needs over a minute:
+SLURM's time limits are whole minutes)."""
 
 import os
 import re
@@ -25,16 +25,11 @@ from pathlib import Path
 import pytest
 
 import test_workflow
-from conftest import REPO, SMOKE_CONFIG, SNAKEMAKE, snakemake
+from conftest import REPO, SLURM_FAST, SLURM_PROFILE, SMOKE_CONFIG, SNAKEMAKE, snakemake
 
 pytestmark = pytest.mark.slurm
 
-SCRIPT = REPO / "scripts" / "slurm-local.sh"
-PROFILE = str(REPO / "profiles" / "slurm")
-ACCOUNT, PARTITION = "duomem", "debug"  # what scripts/slurm-local.sh creates
-# Status checks from 2 s after a submission instead of 40 s, outputs seen at once (one file system):
-# only waiting shrinks; the profile's settings (squeue status, retries, requeue, ...) stay as they are.
-FAST = ["--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
+PROFILE, FAST = SLURM_PROFILE, SLURM_FAST
 # The smoke config's rules that run as SLURM jobs: the model jobs and those that read many files; all
 # others are light and in the Snakefile's `localrules`.
 SLURM_RULES = {"smollm2_from_gguf", "tiny_random_model", "collect_trajectories", "extract_memories",
@@ -63,20 +58,8 @@ def _wait(condition, what, limit=240.0):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """The environment of a run on the local cluster: the cluster started if need be."""
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        pytest.skip("no SLURM and no apt-get to install it (scripts/slurm-local.sh needs Debian/Ubuntu)")
-    was_up = subprocess.run([SCRIPT, "status"], capture_output=True).returncode == 0
-    r = subprocess.run([SCRIPT, "start"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"scripts/slurm-local.sh start failed:\n{r.stdout}\n{r.stderr}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "DUOMEM_"))}
-    # jobs inherit this environment (sbatch --export=ALL): this venv's python and snakemake first
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-               DUOMEM_SLURM_ACCOUNT=ACCOUNT, DUOMEM_SLURM_PARTITION=PARTITION)
-    yield env
-    if not was_up:
-        subprocess.run([SCRIPT, "stop"], capture_output=True, timeout=300)
+def cluster(slurm_cluster):
+    return slurm_cluster
 
 
 # ---- the faults, on a workflow of their own ----
@@ -259,27 +242,22 @@ def _submissions(log):
     return re.findall(r"submitted with SLURM jobid (\d+)", log)
 
 
-def test_smoke_config_through_the_slurm_profile(cluster, faults, data_root, tmp_path):
-    """Every job of the smoke config: model jobs as SLURM jobs, light ones inside Snakemake (the
-    Snakefile's localrules). The fault cases run beside it (the `faults` fixture starts them)."""
-    t0 = time.time()
-    r = snakemake("--profile", PROFILE, "--configfile", str(SMOKE_CONFIG), *FAST, workdir=tmp_path,
-                  env=cluster, timeout=1800)
-    elapsed = time.time() - t0
-    log = r.stdout + r.stderr
+def test_smoke_config_through_the_slurm_profile(smoke_run, faults):
+    """Every job of the smoke config (the shared smoke run goes through profiles/slurm, conftest):
+    model jobs as SLURM jobs, light ones inside Snakemake (the Snakefile's localrules)."""
+    log = (smoke_run.parent / "smoke-run.log").read_text()
     submitted = set(re.findall(r"slurm_logs/rule_([^/\s]+)/", log))
     assert submitted == SLURM_RULES, submitted  # any other (a light rule) would have queued
     # every output, checked as the local smoke run's are (a local dry run included: nothing to do)
-    test_workflow.test_smoke_run_end_to_end(tmp_path)
-    summary = snakemake("--summary", "--configfile", str(SMOKE_CONFIG), workdir=tmp_path).stdout
+    test_workflow.test_smoke_run_end_to_end(smoke_run)
+    summary = snakemake("--summary", "--configfile", str(SMOKE_CONFIG), workdir=smoke_run).stdout
     outputs = [line.split("\t")[0] for line in summary.splitlines()[1:] if line.strip()]
     assert len(outputs) > 100
     for path in outputs:
-        p = tmp_path / path
+        p = smoke_run / path
         assert p.exists() and (any(p.iterdir()) if p.is_dir() else p.stat().st_size > 0), path
-    assert not list((tmp_path / ".snakemake" / "incomplete").iterdir())  # no job left half-done
-    print(f"smoke config on SLURM: {elapsed:.0f} s, {len(_submissions(log))} SLURM jobs, "
-          f"{len(outputs)} outputs")
+    assert not list((smoke_run / ".snakemake" / "incomplete").iterdir())  # no job left half-done
+    print(f"smoke config on SLURM: {len(_submissions(log))} SLURM jobs, {len(outputs)} outputs")
 
 
 def test_a_cancelled_job_is_seen_and_run_again(faults):
