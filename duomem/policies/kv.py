@@ -28,12 +28,21 @@ def kv_attention(dtype):
 
     name = f"duomem_sdpa_{str(dtype).removeprefix('torch.')}"
 
-    def attention(module, query, key, value, attention_mask, **kwargs):
-        if attention_mask is not None and attention_mask.is_floating_point():
+    def attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+        out_dtype = query.dtype
+        query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
+        if attention_mask is None:  # transformers' path (grouped-query attention without copies)
+            out, weights = sdpa_attention_forward(module, query, key, value, None, scaling=scaling, **kwargs)
+            return out.to(out_dtype), weights
+        if attention_mask.is_floating_point():
             attention_mask = attention_mask.to(dtype)
-        out, weights = sdpa_attention_forward(module, query.to(dtype), key.to(dtype), value.to(dtype),
-                                              attention_mask, **kwargs)
-        return out.to(query.dtype), weights
+        # With a mask (batched decoding) transformers < 5.2x copies every key/value head once per
+        # query group (repeat_kv) before SDPA: 3x the cache traffic for SmolLM2. torch's SDPA takes
+        # the groups itself (enable_gqa), reading each cached head once.
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask[:, :, :, : key.shape[-2]], scale=scaling,
+            enable_gqa=key.shape[1] != query.shape[1])
+        return out.transpose(1, 2).contiguous().to(out_dtype), None
 
     AttentionInterface.register(name, attention)
     AttentionMaskInterface.register(name, sdpa_mask)
