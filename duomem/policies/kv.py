@@ -16,6 +16,22 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 
+def _grouped_decode_attention(query, key, value, mask, scaling=None):
+    """Attention of a few new positions over a batch's cache, each cached key/value head read once by
+    all the query heads of its group (two matmuls). On this CPU torch's masked SDPA runs ~12x slower
+    for one bf16 decode step (16 rows x 1,500 positions: 17 ms vs 1.4 ms), and transformers < 5.2x
+    first copies every key/value head per query group (repeat_kv). Softmax in float32."""
+    b, hq, m, d = query.shape
+    hk, n = key.shape[1], key.shape[2]
+    g = hq // hk  # query head j reads key/value head j // g (transformers' repeat_kv order)
+    scores = (query.reshape(b, hk, g * m, d) @ key.transpose(-1, -2)).float().view(b, hk, g, m, n)
+    scores = scores * (scaling if scaling is not None else d ** -0.5)
+    mask = mask[:, :, None]  # [b, 1, 1, m, n]
+    scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+    probs = torch.softmax(scores, dim=-1).to(value.dtype).view(b, hk, g * m, n)
+    return (probs @ value).view(b, hq, m, d).transpose(1, 2).contiguous()
+
+
 def kv_attention(dtype):
     """The name of an attention implementation that runs SDPA with keys, values and queries in
     `dtype` (registered with transformers once). Decoding a batch of long conversations on a CPU
@@ -34,14 +50,13 @@ def kv_attention(dtype):
         if attention_mask is None:  # transformers' path (grouped-query attention without copies)
             out, weights = sdpa_attention_forward(module, query, key, value, None, scaling=scaling, **kwargs)
             return out.to(out_dtype), weights
-        if attention_mask.is_floating_point():
-            attention_mask = attention_mask.to(dtype)
-        # With a mask (batched decoding) transformers < 5.2x copies every key/value head once per
-        # query group (repeat_kv) before SDPA: 3x the cache traffic for SmolLM2. torch's SDPA takes
-        # the groups itself (enable_gqa), reading each cached head once.
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask[:, :, :, : key.shape[-2]], scale=scaling,
-            enable_gqa=key.shape[1] != query.shape[1])
+        mask = attention_mask[:, :, :, : key.shape[-2]]
+        if query.shape[2] <= 16:  # decoding: see _grouped_decode_attention
+            return _grouped_decode_attention(query, key, value, mask, scaling).to(out_dtype), None
+        if mask.is_floating_point():
+            mask = mask.to(dtype)
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
+                                                               enable_gqa=key.shape[1] != query.shape[1])
         return out.transpose(1, 2).contiguous().to(out_dtype), None
 
     AttentionInterface.register(name, attention)
