@@ -1,4 +1,6 @@
-"""profiles/slurm: what each rule is submitted with. Fake sbatch / sacct / squeue / scontrol / sinfo /
+"""profiles/slurm: what each rule is submitted with, for the paper config. A stand-in, kept on purpose:
+the real single-node cluster here (tests/test_slurm_real.py) has no GPUs, GPU partitions or GPU types,
+so the paper's GPU submissions (--gpus, partitions per job) are checked on recorded sbatch calls. Fake sbatch / sacct / squeue / scontrol / sinfo /
 sacctmgr executables on PATH record their arguments and answer like SLURM; the real Snakemake and
 the real snakemake-executor-plugin-slurm build the sbatch calls. No job runs: squeue (the profile's
 status command) reports every job COMPLETED, Snakemake finds its outputs missing, retries it (the
