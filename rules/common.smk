@@ -81,6 +81,7 @@ POLICY_PARAMS = dict(
     enable_prefix_caching=vllm_value("enable_prefix_caching"),
     vllm_dtype=vllm_value("dtype"),
     enforce_eager=vllm_value("enforce_eager"),
+    merge_lora=vllm_value("merge_lora"),
     kv_dtype=lambda w: (
         config["generation"]["kv_dtype"] if MODELS[w.model]["backend"] == "hf" else None
     ),

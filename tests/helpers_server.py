@@ -173,7 +173,8 @@ def completion_json(content, model="test-model"):
 class FaultServer:
     """Loopback chat-completions server whose answers follow `script(n)` for the n-th request (0-based).
 
-    `script(n)` returns ("ok", content) | ("status", code, headers) | ("sleep", seconds, content).
+    `script(n)` returns ("ok", content) | ("status", code, headers) | ("sleep", seconds, content)
+    | ("json", body) (any other answer, e.g. an embeddings response).
     Every request is recorded: arrival time, path, Authorization header, JSON body.
     """
 
@@ -216,6 +217,8 @@ class FaultServer:
                     headers = action[2] if len(action) > 2 else ()
                     self._send(action[1], {"error": {"message": f"injected HTTP {action[1]}", "type": "test"}},
                                headers)
+                elif action[0] == "json":
+                    self._send(200, action[1])
                 elif action[0] == "sleep":
                     time.sleep(action[1])
                     self._send(200, completion_json(action[2], body.get("model", "")))

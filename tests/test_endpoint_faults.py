@@ -1,6 +1,8 @@
 """Endpoint faults against a real loopback HTTP server (issue 6 item 5): connection refused, HTTP 500
 (recovery and permanent), 429 with Retry-After, timeouts; bounded retries with backoff, then one clear
-`EndpointError` naming the endpoint; an evaluation that fails keeps only the episodes that finished."""
+`EndpointError` naming the endpoint; an evaluation that fails keeps only the episodes that finished.
+The retries and their waits are the openai client's own; the backend adds a log line per retry and
+stops the other requests once one has failed for good."""
 
 import time
 from email.utils import formatdate
@@ -13,15 +15,15 @@ from duomem.episode_log import partial_log_path
 from duomem.evaluate import evaluate
 from duomem.io import read_jsonl, write_jsonl_atomic
 from duomem.policies import make_policy
-from duomem.policies.openai_backend import EndpointError, retry_after_seconds
+from duomem.policies.openai_backend import EndpointError
 
 CONV = [{"role": "system", "content": "You play a text game."}, {"role": "user", "content": "You see a desk 1."}]
 ANSWER = "Thought: I look around.\nAction: look"
-BACKOFF = 0.1
+BACKOFF = 0.5  # the openai client's first wait (then doubling, at most 8 s, minus up to 25 % jitter)
 
 
 def policy(base_url, **kw):
-    kw = {"timeout": 5.0, "max_retries": 3, "backoff": BACKOFF, "concurrency": 4, "max_tokens": 16, **kw}
+    kw = {"timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16, **kw}
     return make_policy("openai", base_url=base_url, model="test-model", api_key_env="DUOMEM_UNSET_KEY", **kw)
 
 
@@ -32,7 +34,7 @@ def assert_backoff(gaps):
     assert gaps[-1] > gaps[0], gaps
 
 
-def test_connection_refused_fails_after_bounded_retries():
+def test_connection_refused_fails_after_bounded_retries(capsys):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     start = time.monotonic()
     with pytest.raises(EndpointError) as e:
@@ -40,6 +42,9 @@ def test_connection_refused_fails_after_bounded_retries():
     msg = str(e.value)
     assert url in msg and "after 3 attempts" in msg and "cannot connect" in msg and "\n" not in msg
     assert time.monotonic() - start >= 0.75 * BACKOFF * 3  # it waited between attempts
+    retries = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"endpoint {url}")]
+    assert len(retries) == 2 and all("cannot connect" in line for line in retries), retries
+    assert retries[0].endswith("s") and "retry 1/2 in" in retries[0] and "retry 2/2 in" in retries[1]
 
 
 def test_http_500_then_recovery():
@@ -70,11 +75,29 @@ def test_429_retry_after_is_honoured():
 
 
 def test_retry_after_forms():
-    now = time.time()
-    assert retry_after_seconds({"retry-after": "2"}) == 2.0
-    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
-    assert 5 <= retry_after_seconds({"retry-after": formatdate(now + 8, usegmt=True)}) <= 8
-    assert retry_after_seconds({"retry-after": "soon"}) is None and retry_after_seconds({}) is None
+    """Milliseconds and an HTTP date are honoured too; a wait over the client's 2-minute limit is not
+    waited for: the request fails at once with the server's status."""
+    for header in (("retry-after-ms", "1200"), ("Retry-After", formatdate(time.time() + 5, usegmt=True))):
+        with FaultServer(lambda n, h=header: ("status", 429, [h]) if n == 0 else ("ok", ANSWER)) as server:
+            out = policy(server.base_url).act([CONV])
+        assert out[0].text == ANSWER and server.gaps()[0] >= 1.0, header
+    with FaultServer(lambda n: ("status", 503, [("Retry-After", "3600")])) as server:
+        with pytest.raises(EndpointError, match="after 1 attempt: HTTP 503"):
+            policy(server.base_url).act([CONV])
+    assert len(server.requests) == 1
+
+
+def test_embeddings_use_the_clients_retries(capsys):
+    from duomem.retrieval import embed_openai
+
+    vectors = {"object": "list", "model": "e", "usage": {"prompt_tokens": 2, "total_tokens": 2},
+               "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(([3, 4], [0, 2]))]}
+    with FaultServer(lambda n: ("status", 503) if n == 0 else ("json", vectors)) as server:
+        out = embed_openai(["a", "b"], base_url=server.base_url, api_key_env="DUOMEM_UNSET_KEY", max_retries=2)
+    assert abs(out - [[0.6, 0.8], [0.0, 1.0]]).max() < 1e-6 and len(server.requests) == 2
+    assert server.requests[0]["path"].endswith("/embeddings") and server.gaps()[0] >= 0.75 * BACKOFF
+    lines = [line for line in capsys.readouterr().err.splitlines() if "embeddings endpoint" in line]
+    assert len(lines) == 1 and "HTTP 503; retry 1/2 in" in lines[0]
 
 
 def test_timeout_retried_then_clear_error():

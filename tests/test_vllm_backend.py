@@ -269,6 +269,25 @@ def test_no_row_is_computed_with_another_rows_weights(engine, first_turns, hf_tu
     print(f"one raw mixed LLM.chat call: {wrong}/{len(names)} rows differ from their own weights' answer")
 
 
+def test_a_merged_adapter_answers_as_peft(smollm2_dir, smollm2_adapter, first_turns, hf_turns):
+    """vllm.merge_lora (the CPU default): the adapter merged into a temporary copy of the weights,
+    served without LoRA; the copy is gone once the engine is closed."""
+    policy = make_policy("vllm", path=str(smollm2_dir), adapter=smollm2_adapter, adapter_name="sft", merge_lora=True,
+                         max_tokens=MAX_TOKENS, dtype="float32", enforce_eager=True, max_model_len=4096)
+    folder = Path(policy.merged["folder"])
+    try:
+        assert not policy.engine_kwargs["enable_lora"] and policy.describe()["merged_adapter"]
+        merged = policy.act(first_turns)
+    finally:
+        policy.close()
+    assert not folder.exists()
+    same = sum(a.text == b.text for a, b in zip(merged, hf_turns["sft"]))
+    print(f"merged adapter vs peft: {same}/{len(first_turns)} first turns equal")
+    # W + BA rounds differently from W x + B(A x): a near-tie may flip one greedy token, not more.
+    assert same >= len(first_turns) - 1
+    assert sum(a.text != b.text for a, b in zip(merged, hf_turns["base"])) >= 1
+
+
 def test_lora_requests_keep_their_ids_and_ranks_are_checked(engine, smollm2_adapter, tmp_path):
     req = engine.lora_request("sft")
     assert (req.lora_name, req.lora_int_id, req.lora_path) == ("sft", 1, str(Path(smollm2_adapter).resolve()))

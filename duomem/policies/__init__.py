@@ -48,7 +48,8 @@ def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
 
         return make_policy("vllm", path=p["path"], adapter=adapter, adapter_name=adapter_name,
                            max_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
-                           chat_template_kwargs=template, **engine_settings(p))
+                           chat_template_kwargs=template, merge_lora=bool(p.get("merge_lora")),
+                           **engine_settings(p))
     if backend == "openai":
         extra = {"chat_template_kwargs": template} if template else None
         model = adapter_name if adapter else (p.get("served_name") or p["path"])

@@ -16,9 +16,12 @@ the adapter in the last slot when one batch mixes base and LoRA requests (FIELD-
 sends one `LLM.chat` call per adapter (base included) and puts the rows back in order.
 """
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from .base import Completion, Policy, cut_after_action
@@ -99,12 +102,16 @@ def completion_from_output(output, starts_thinking=False):
 
 class VLLMPolicy(Policy):
     """`adapters` maps names to peft adapter folders, all served by this one engine; `adapter_name`
-    (one of them, or None for the base model) is what `act` uses unless told otherwise."""
+    (one of them, or None for the base model) is what `act` uses unless told otherwise.
+    `merge_lora`: the one `adapter` is merged into a temporary copy of the base weights, which the
+    engine serves without LoRA (vLLM's CPU LoRA kernels are several times slower than the base
+    model's; on GPUs the adapter stays a LoRARequest, so one engine can serve many)."""
 
     name = "vllm"
 
     def __init__(self, path, adapter=None, adapter_name=None, adapters=None, max_tokens=256, temperature=0.0,
-                 seed=0, chat_template_kwargs=None, stop=None, enable_lora=None, llm=None, **engine):
+                 seed=0, chat_template_kwargs=None, stop=None, enable_lora=None, merge_lora=False, llm=None,
+                 **engine):
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
@@ -115,8 +122,14 @@ class VLLMPolicy(Policy):
         self._paths, self._requests = {}, {}  # name -> folder; folder -> LoRARequest (stable ids)
         for name, folder in (adapters or {}).items():
             self.add_adapter(name, folder)
-        self.default_adapter = None
-        if adapter:
+        self.default_adapter, self.merged = None, None
+        if adapter and merge_lora:
+            if adapters:
+                raise ValueError("merge_lora serves one adapter merged into the weights; several need LoRARequests")
+            self.merged = {"adapter": str(Path(adapter).resolve()), "name": adapter_name or Path(adapter).name,
+                           "folder": _merged_copy(path, adapter)}
+            path = self.merged["folder"]
+        elif adapter:
             self.default_adapter = adapter_name or Path(adapter).name
             self.add_adapter(self.default_adapter, adapter)
         # LoRA costs engine memory and speed: on only when adapters are served (or asked for).
@@ -192,9 +205,13 @@ class VLLMPolicy(Policy):
                 for s, c in zip(sampling, conversations)]
 
     def describe(self):
-        return {"backend": self.name, "model": self.path, "adapter": self.default_adapter,
-                "adapters": dict(self._paths), "max_tokens": self.max_tokens, "temperature": self.temperature,
-                "engine": self.engine_kwargs}
+        merged = self.merged or {}
+        engine = dict(self.engine_kwargs)
+        if merged:  # the temporary folder's name changes every run; say what it holds
+            engine["model"] = f"{self.path} + {merged['adapter']} (merged)"
+        return {"backend": self.name, "model": self.path, "adapter": merged.get("name", self.default_adapter),
+                "adapters": dict(self._paths), "merged_adapter": merged.get("adapter"), "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "engine": engine}
 
     def act(self, conversations, infos=None, adapters=None, sampling=None):
         """One `LLM.chat` call per adapter among the conversations (see the module's docstring);
@@ -229,6 +246,18 @@ class VLLMPolicy(Policy):
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if callable(getattr(core, "shutdown", None)):
             core.shutdown()
+        if self.merged:
+            shutil.rmtree(self.merged["folder"], ignore_errors=True)
+
+
+def _merged_copy(path, adapter):
+    """A temporary merged model folder, removed when the process ends (or by `close`)."""
+    from ..lora import merge_adapter
+
+    folder = tempfile.mkdtemp(prefix="duomem-merged-")
+    atexit.register(shutil.rmtree, folder, True)
+    merge_adapter(path, adapter, folder)
+    return folder
 
 
 class _AdapterView(Policy):
