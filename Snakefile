@@ -62,6 +62,7 @@ localrules:
     figure_efficiency,
     figure_lora_grid,
     figure_loss_curves,
+    learning_curve,
     viewer,
 
 

@@ -1,16 +1,17 @@
-"""Evaluation speed benchmark: the same tasks, the same model, three ways, in one invocation.
+"""Evaluation speed benchmark: the same tasks, the same model, several ways, in one invocation.
 
-  naive    one episode at a time, the whole prompt re-encoded every turn (plain `generate`);
-  kv       one episode at a time, the key/value cache kept between turns (policies/kv.py);
-  fast     all episodes batched, cache reuse and shared-prefix reuse, environments in worker
-           processes so resets and steps overlap the model.
+  naive    one episode at a time, the whole prompt re-encoded every turn (plain `generate`, the
+           hf backend);
   vllm     all episodes batched through vLLM's offline engine (the cluster's backend; here its CPU
            build), automatic prefix caching on, compiled; its engine start-up is timed apart and
            included in `episodes_per_hour_with_startup`;
   vllm-eager  the same without compilation (`enforce_eager`): seconds to start, slower turns.
 
     python -m duomem.benchmark --model results/models/smollm2-135m-instruct --episodes 16 \
-        --modes naive,kv,fast,vllm
+        --modes naive,vllm-eager,vllm
+
+(The hand-written KV-cache modes `kv` and `fast` were measured beside these on 2026-12-01 and then
+retired with policies/kv.py: README, "Benchmark".)
 
 Token accounting: "processed" counts every token the model ran a forward pass over (prefill and
 decoding inputs); "unique" counts the tokens that exist: each episode's final conversation plus its
@@ -32,9 +33,7 @@ from .memory_config import context_builder
 from .policies.hf import HFPolicy
 from .references import load_references
 
-MODES = {"naive": dict(kv_reuse=False, batch=1), "kv": dict(kv_reuse=True, batch=1),
-         "fast": dict(kv_reuse=True, batch=None), "vllm": dict(batch=None, eager=False),
-         "vllm-eager": dict(batch=None, eager=True)}
+MODES = {"naive": dict(batch=1), "vllm": dict(batch=None, eager=False), "vllm-eager": dict(batch=None, eager=True)}
 
 
 class _Metered:
@@ -56,21 +55,19 @@ class _Metered:
         return out
 
 
-def _policy(mode, model, threads, batch, max_new_tokens, seed, kv_dtype, vllm_dtype):
+def _policy(mode, model, threads, batch, max_new_tokens, seed, vllm_dtype):
     if mode.startswith("vllm"):
         from .policies.vllm_backend import VLLMPolicy
 
         return VLLMPolicy(model, max_tokens=max_new_tokens, seed=seed, dtype=vllm_dtype,
                           enforce_eager=MODES[mode]["eager"], max_model_len=8192)
-    return HFPolicy(model, threads=threads, batch_size=batch, max_new_tokens=max_new_tokens, seed=seed,
-                    kv_reuse=MODES[mode]["kv_reuse"], kv_dtype=kv_dtype)
+    return HFPolicy(model, threads=threads, batch_size=batch, max_new_tokens=max_new_tokens, seed=seed)
 
 
-def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, kv_dtype="auto",
-             vllm_dtype="bfloat16"):
+def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, vllm_dtype="bfloat16"):
     batch = MODES[mode]["batch"] or len(tasks)
     t0 = time.perf_counter()
-    policy = _policy(mode, model, threads, batch, max_new_tokens, seed, kv_dtype, vllm_dtype)
+    policy = _policy(mode, model, threads, batch, max_new_tokens, seed, vllm_dtype)
     startup = time.perf_counter() - t0
     meter = _Metered(policy)
     t0 = time.perf_counter()
@@ -80,15 +77,8 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
     order = {t["task_id"]: i for i, t in enumerate(tasks)}
     records.sort(key=lambda r: order[r["task_id"]])
     processed, model_s = meter.processed, meter.seconds  # naive: every prompt in full, every turn
-    split = {}
     if mode.startswith("vllm"):  # the engine computes only what its prefix cache does not hold
         processed = meter.processed - meter.cached
-    elif policy.engine:
-        st = policy.engine.stats
-        processed, model_s = st["prefill_tokens"] + st["decode_tokens"], st["model_seconds"]
-        split = {"prefill_seconds": round(st["prefill_seconds"], 1), "decode_seconds": round(st["decode_seconds"], 1),
-                 "prefill_tokens": st["prefill_tokens"], "decode_tokens": st["decode_tokens"],
-                 "policy_seconds": round(meter.seconds, 1)}
     unique = sum(n for _, n in meter.final.values())
     policy.close()
     return {
@@ -100,7 +90,7 @@ def run_mode(mode, tasks, root, model, max_steps, max_new_tokens, threads, seed,
         "won": sum(r["won"] for r in records), "steps": sum(r["steps"] for r in records),
         "processed_tokens": processed, "unique_tokens": unique,
         "processed_over_unique": round(processed / unique, 3),
-        "outside_model_share": round(1 - model_s / wall, 3), **split,
+        "outside_model_share": round(1 - model_s / wall, 3),
         # The environments' own CPU time (resets, steps) over the CPU time the run had: work that
         # competes with the model for the same cores however well it overlaps.
         "env_cpu_seconds": round(pool.cpu_seconds, 1),
@@ -117,27 +107,26 @@ def paper_dry_run_seconds(repo):
 
 
 def benchmark(model, split="valid_unseen", episodes=16, max_steps=10, max_new_tokens=48, threads=2, seed=0,
-              alfworld_data="", reference=True, modes=tuple(MODES), repo=".", kv_dtype="auto", vllm_dtype="bfloat16"):
+              alfworld_data="", reference=True, modes=tuple(MODES), repo=".", vllm_dtype="bfloat16"):
     root = data_root(alfworld_data)
     tasks = build_manifest(root, split, per_task_type=-(-episodes // 6), seed=seed)[:episodes]
     refs = load_references() if reference else None
     context_for = context_builder("trajectory" if reference else "none", tasks, references=refs)
-    results = {m: run_mode(m, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, kv_dtype,
-                           vllm_dtype) for m in modes}
+    results = {m: run_mode(m, tasks, root, model, max_steps, max_new_tokens, threads, seed, context_for, vllm_dtype)
+               for m in modes}
     out = {"model": str(model), "split": split, "episodes": len(tasks), "max_steps": max_steps,
            "max_new_tokens": max_new_tokens, "threads": threads, "reference_trajectory": reference,
-           "kv_dtype": kv_dtype, "vllm_dtype": vllm_dtype,
+           "vllm_dtype": vllm_dtype,
            "modes": {m: {k: v for k, v in r.items() if k != "actions"} for m, r in results.items()}}
-    if "fast" in results:
-        fast = results["fast"]
-        for m in ("naive", "kv", "vllm", "vllm-eager"):
+    if "naive" in results:
+        naive = results["naive"]
+        for m in ("vllm", "vllm-eager"):
             if m in results:
-                out[f"fast_over_{m}"] = round(fast["episodes_per_hour"] / results[m]["episodes_per_hour"], 2)
-                out[f"fast_over_{m}_with_startup"] = round(fast["episodes_per_hour_with_startup"]
-                                                           / results[m]["episodes_per_hour_with_startup"], 2)
-                out[f"actions_match_{m}"] = fast["actions"] == results[m]["actions"]
-                out[f"episodes_with_different_actions_vs_{m}"] = sum(
-                    a != b for a, b in zip(fast["actions"], results[m]["actions"]))
+                out[f"{m}_over_naive"] = round(results[m]["episodes_per_hour"] / naive["episodes_per_hour"], 2)
+                out[f"{m}_over_naive_with_startup"] = round(results[m]["episodes_per_hour_with_startup"]
+                                                            / naive["episodes_per_hour_with_startup"], 2)
+                out[f"episodes_with_different_actions_{m}_vs_naive"] = sum(
+                    a != b for a, b in zip(naive["actions"], results[m]["actions"]))
     out["paper_dry_run_seconds"] = paper_dry_run_seconds(repo)
     return out
 
@@ -151,14 +140,12 @@ def main(argv=None):
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-reference", action="store_true", help="prompts without the reference trajectory")
-    ap.add_argument("--kv-dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                    help="key/value cache and attention dtype (all three modes alike)")
     ap.add_argument("--vllm-dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--out", default="results/benchmarks/fast_eval.json")
     args = ap.parse_args(argv)
     out = benchmark(args.model, args.split, args.episodes, args.max_steps, args.max_new_tokens, args.threads,
-                    reference=not args.no_reference, modes=tuple(args.modes.split(",")), kv_dtype=args.kv_dtype,
+                    reference=not args.no_reference, modes=tuple(args.modes.split(",")),
                     vllm_dtype=args.vllm_dtype)
     write_json_atomic(args.out, out)
     print(json.dumps(out, indent=1))

@@ -144,3 +144,36 @@ def figure3_from_summaries(rows, csv_out, png_out, pdf_out):
 
     k_ablation(rows, csv_out)
     figure3(csv_out, png_out, pdf_out)
+
+
+def learning_curve(data_csv, png_out, pdf_out):
+    """Dev success (%) vs training trajectories, one line per grid adapter, one panel per model, Wilson
+    95% bands; mean invalid steps on a second axis (learning the action format shows there first)."""
+    df = pd.read_csv(data_csv)
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = _panels(len(models), width=5.6)
+    for ax, model in zip(axes, models):
+        twin = ax.twinx()
+        for label in dict.fromkeys(df[df["model"] == model]["adapter"]):
+            d = df[(df["model"] == model) & (df["adapter"] == label)].sort_values("trajectories")
+            line, = ax.plot(d["trajectories"], d["success_pct"], "o-", label=f"{label}: success")
+            ax.fill_between(d["trajectories"], d["ci_low_pct"], d["ci_high_pct"], color=line.get_color(), alpha=0.15)
+            twin.plot(d["trajectories"], d["mean_invalid_steps"], "x--", color=line.get_color(), alpha=0.6,
+                      label=f"{label}: invalid steps")
+        ax.set(title=model, xlabel="training trajectories", ylabel="dev success (%)", ylim=(0, 100))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(df["trajectories"])), [str(n) for n in sorted(set(df["trajectories"]))])
+        twin.set(ylabel="mean invalid steps", ylim=(0, None))
+        lines = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize="small", loc="upper left")
+    fig.suptitle("Learning curve: dev success vs training trajectories (95% Wilson bands)")
+    save(fig, png_out, pdf_out)
+
+
+def learning_curve_from_summaries(rows, csv_out, png_out, pdf_out):
+    """The learning curve from its dev evaluations: the data CSV, then the plot."""
+    from .model_tables import learning_curve as curve_data
+
+    curve_data(rows, csv_out)
+    learning_curve(csv_out, png_out, pdf_out)

@@ -151,12 +151,37 @@ def _last_checkpoint(work):
     return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
 
 
+def _curve_callback(curve, samples_per_step, folder):
+    """A TrainerCallback that saves the adapter once the first N samples of the pass have been trained
+    on, for each N in `curve` (a learning curve from one run: with a constant learning rate that is
+    the adapter N samples alone would give, up to their order)."""
+    from transformers import TrainerCallback
+
+    class SaveCurve(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            for n in curve:
+                point = Path(folder) / f"n{n}"
+                if state.global_step * samples_per_step >= n and not point.exists():
+                    tmp = point.with_name(f".{point.name}.tmp")
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    model.save_pretrained(str(tmp))
+                    (tmp / "README.md").unlink(missing_ok=True)
+                    _sort_target_modules(tmp / "adapter_config.json")
+                    write_json_atomic(tmp / "curve_point.json", {"samples": n, "step": state.global_step})
+                    tmp.rename(point)
+
+    return SaveCurve()
+
+
 def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, seed=0, threads=1,
                max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
                logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
-               gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, callbacks=(), progress=True):
+               gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, curve=(), callbacks=(),
+               progress=True):
     """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
     adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary.
+    `curve` (sample counts below the number of samples): the adapter after the first N samples of the
+    first epoch also goes to out_dir/curve/nN (the learning curve's points).
 
     `gradient_checkpointing` and `bf16` ("auto": on when a GPU trains) are what lets an 8-12B student
     train on 8,192-token histories in one GPU's memory (README, "Expected peak memory"): the base
@@ -176,6 +201,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int(name, value)
     if max_samples is not None:
         _positive_int("max_samples", max_samples)
+    curve = sorted({_positive_int("curve point", n) for n in curve})
     for name, value in (("gradient_checkpointing", gradient_checkpointing), ("bf16", bf16)):
         if value not in ("auto", True, False):
             raise ConfigError(f"{name} must be auto, true or false, got {value!r}")
@@ -198,7 +224,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                 "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
                 "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": checkpointing,
-                "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {})}
+                "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {}), "curve": curve}
     # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
     fingerprint = work / "settings.json"
     if work.exists() and (not fingerprint.exists() or json.loads(fingerprint.read_text()) != settings):
@@ -217,6 +243,9 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     examples, counts = encode_sft(tokenizer, records, max_length, chat_template_kwargs)
     if not examples:
         raise ConfigError(f"no SFT sample of {sft_path} keeps a trained token within max_length={max_length}")
+    if curve and curve[-1] >= len(examples):
+        raise ConfigError(f"learning-curve point {curve[-1]} is not below the {len(examples)} training samples of "
+                          f"{sft_path}: the last point is the adapter itself (lower lora.curve or collect more)")
 
     set_seed(seed)  # before the adapter exists: its initialisation is seeded too
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32)
@@ -237,14 +266,17 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
            if checkpointing else {}))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX),
-                      processing_class=tokenizer, callbacks=list(callbacks))
+                      processing_class=tokenizer,
+                      callbacks=list(callbacks) + ([_curve_callback(curve, batch_size * grad_accum, work / "curve")]
+                                                   if curve else []))
     resumed_step = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
 
     history = trainer.state.log_history
-    curve = [{k: h[k] for k in ("step", "epoch", "loss", "learning_rate", "grad_norm") if k in h}
+    total_tokens = sum(len(e["input_ids"]) for e in examples)
+    losses = [{k: h[k] for k in ("step", "epoch", "loss", "learning_rate", "grad_norm") if k in h}
              for h in history if "loss" in h]
     summary = provenance(
         model=str(model_dir), sft=str(sft_path), rank=rank, alpha=alpha, lr=lr, lr_label=lr_label(lr),
@@ -253,17 +285,22 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         target_modules=targets, trainable_params=trainable, total_params=total,
         trainable_pct=round(100 * trainable / total, 4), **counts, steps=trainer.state.global_step,
         resumed_from_step=resumed_step, seconds=round(seconds, 2),
-        final_loss=curve[-1]["loss"] if curve else None, train_loss=result.training_loss,
+        final_loss=losses[-1]["loss"] if losses else None, train_loss=result.training_loss,
         device="cuda" if cuda else "cpu", dtype="bfloat16" if cuda else "float32",
         mixed_precision="bf16" if bf16 else "no", gradient_checkpointing=checkpointing,
-        peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None)
+        peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+        total_tokens=total_tokens, curve=curve,
+        # every token of every sample goes forward and back; a resumed run timed only its rest
+        tokens_per_second=round(total_tokens * epochs / seconds, 1) if not resumed_step and seconds > 0 else None)
 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))  # adapter_config.json + adapter_model.safetensors
     (tmp / "README.md").unlink(missing_ok=True)  # peft's model card template: only noise here
     _sort_target_modules(tmp / "adapter_config.json")
-    write_json_atomic(tmp / "trainer_log.json", {"loss_curve": curve, "log_history": history})
+    write_json_atomic(tmp / "trainer_log.json", {"loss_curve": losses, "log_history": history})
     write_json_atomic(tmp / "train_summary.json", summary)
+    if curve:
+        (work / "curve").rename(tmp / "curve")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     shutil.rmtree(work, ignore_errors=True)

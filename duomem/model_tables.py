@@ -1,5 +1,6 @@
 """Tables across models and memory configurations: table 7 (full inference results), table 10 (thinking
-vs non-thinking) and the data of figure 3 (success vs k). Built only from evaluation summaries and
+vs non-thinking), the data of figure 3 (success vs k) and of the learning curve (dev success vs
+training trajectories). Built only from evaluation summaries and
 per-episode records, like duomem.tables."""
 
 import pandas as pd
@@ -61,5 +62,25 @@ def k_ablation(rows, csv_out):
                     "success_pct": s["success_pct"], "ci_low_pct": s["ci_low_pct"], "ci_high_pct": s["ci_high_pct"],
                     "mean_steps": s["mean_steps"]})
     df = pd.DataFrame(out).sort_values(["model", "memory", "k"], kind="stable")
+    write_text_atomic(csv_out, df.to_csv(index=False))
+    return df
+
+
+def learning_curve(rows, csv_out):
+    """The learning curve's data: [(model, grid label, trajectories, summary, adapter folder)] -> one
+    row per point (dev success with its Wilson interval, mean steps, mean invalid steps); trajectories
+    None is the whole adapter: the samples its train_summary.json counts."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for model, label, n, summary, folder in rows:
+        if n is None:
+            n = json.loads((Path(folder) / "train_summary.json").read_text())["samples"]
+        s = overall(summary)
+        out.append({"model": model, "adapter": label, "trajectories": int(n), "n_tasks": int(s["n"]),
+                    "success_pct": s["success_pct"], "ci_low_pct": s["ci_low_pct"], "ci_high_pct": s["ci_high_pct"],
+                    "mean_steps": s["mean_steps"], "mean_invalid_steps": s.get("mean_invalid_steps")})
+    df = pd.DataFrame(out).sort_values(["model", "adapter", "trajectories"], kind="stable")
     write_text_atomic(csv_out, df.to_csv(index=False))
     return df

@@ -15,7 +15,7 @@ from .lora import lr_label
 from .memory_config import make_label, parse_label
 from .paper import matching_rows, paper_entries, paper_numbers_path
 from .references import reference_path
-from .selection import grid_label, parse_grid_label
+from .selection import curve_label, grid_label, parse_grid_label, split_curve_label
 
 TEST_SPLIT = "valid_unseen"  # the paper's test split
 DEV_SPLIT = "valid_seen"  # the paper's dev split: adapter selection only
@@ -113,7 +113,7 @@ class Plan:
         return [grid_label(strategy, r, lr_label(lr)) for r in self.lora["ranks"] for lr in self.lora["lrs"]]
 
     def lora_dir(self, model, label):
-        strategy, rank, lr = parse_grid_label(label)
+        strategy, rank, lr = parse_grid_label(split_curve_label(label)[0])
         return f"results/lora/{model}/{strategy}/r{rank}_lr{lr}"
 
     def selection_file(self, model, strategy):
@@ -145,6 +145,21 @@ class Plan:
             "adapters": [self.lora_dir(model, label) for label in labels],
             "summaries": [summary_path(DEV_SPLIT, model, label, self.select_memory) for label in labels],
         }
+
+    def learning_curve_rows(self):
+        """(model, grid label, trajectories, dev summary, adapter folder) of each point of each
+        main-strategy grid adapter's learning curve (lora.curve), under the selection's memory
+        configuration; the last point is the adapter itself (its selection evaluation; trajectories
+        None: all it was trained on, which its folder's train_summary.json says)."""
+        rows = []
+        for m in self.lora["models"]:
+            for label in self.grid_labels(self.main_strategy):
+                folder = self.lora_dir(m, label)
+                for n in self.lora["curve"]:
+                    path = summary_path(DEV_SPLIT, m, curve_label(label, n), self.select_memory)
+                    rows.append((m, label, n, path, folder))
+                rows.append((m, label, None, summary_path(DEV_SPLIT, m, label, self.select_memory), folder))
+        return rows if self.lora["curve"] else []
 
     # ---- what `rule all` asks for ----
 
@@ -193,6 +208,8 @@ class Plan:
             targets.append("results/figures/figure3.png")
         if self.lora["models"]:
             targets.append("results/figures/lora_grid.png")
+        if self.learning_curve_rows():
+            targets.append("results/figures/learning_curve.png")
         if self.loss_curve_runs():
             targets.append("results/figures/loss_curves.png")
         return targets + self.viewer_targets()
@@ -356,6 +373,7 @@ class Plan:
             "table4": lambda: [p for row in self.table4_rows() for p in row[2:]],
             "table5": lambda: [row[3] for row in self.table5_rows()],
             "table7": lambda: [row[2] for row in self.table7_rows()],
+            "learning_curve": lambda: list(dict.fromkeys(row[3] for row in self.learning_curve_rows())),
             "table8": lambda: [row[2] for row in self.table8_rows()],
             "table9": lambda: [p for pair in self.table9_pairs() for p in pair[2:]],
             "table10": lambda: [p for row in self.table10_rows() for p in row[3:]],

@@ -4,6 +4,8 @@ MemP+CD; the best one is the single adapter used for every memory configuration 
 Adapter labels, as they appear in evaluation paths:
   base                          no adapter
   {strategy}-r{rank}-lr{lr}     one adapter of the grid (dev evaluations, table 8)
+  {strategy}-r{rank}-lr{lr}-n{N}  that adapter's training after its first N trajectories (the
+                                learning curve, lora.curve; dev evaluations only)
   lora                          the adapter selected for the main input strategy
   lora-{strategy}               the adapter selected for another input strategy (table 5)
 """
@@ -19,11 +21,28 @@ from .provenance import provenance
 
 STRATEGY_RE = "full|latest|last5"
 GRID_RE = rf"(?:{STRATEGY_RE})-r[1-9][0-9]*-lr[0-9.]+e[-+][0-9]+"
-ADAPTER_RE = rf"base|lora|lora-(?:{STRATEGY_RE})|{GRID_RE}"
+ADAPTER_RE = rf"base|lora|lora-(?:{STRATEGY_RE})|{GRID_RE}(?:-n[1-9][0-9]*)?"
 
 
 def grid_label(strategy, rank, lr_text):
     return f"{strategy}-r{rank}-lr{lr_text}"
+
+
+def curve_label(label, n):
+    return f"{label}-n{n}"
+
+
+def split_curve_label(label):
+    """(grid label, N) of a learning-curve label; (label, None) for any other."""
+    m = re.fullmatch(rf"({GRID_RE})-n([1-9][0-9]*)", label)
+    return (m.group(1), int(m.group(2))) if m else (label, None)
+
+
+def curve_adapter(folder, label):
+    """The adapter folder an evaluation of `label` loads: a learning-curve point lives inside its grid
+    adapter's folder (train_lora's `curve`)."""
+    _, n = split_curve_label(label)
+    return str(Path(folder) / "curve" / f"n{n}") if n else folder
 
 
 def parse_grid_label(label):

@@ -82,9 +82,6 @@ POLICY_PARAMS = dict(
     vllm_dtype=vllm_value("dtype"),
     enforce_eager=vllm_value("enforce_eager"),
     merge_lora=vllm_value("merge_lora"),
-    kv_dtype=lambda w: (
-        config["generation"]["kv_dtype"] if MODELS[w.model]["backend"] == "hf" else None
-    ),
 )
 
 

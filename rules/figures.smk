@@ -114,3 +114,29 @@ rule figure_loss_curves:
         runs=PLAN.loss_curve_runs(),
     script:
         "../scripts/figure_loss_curves.py"
+
+
+rule learning_curve:
+    input:
+        summaries=PLAN.table_summaries("learning_curve"),
+        adapters=list(dict.fromkeys(row[4] for row in PLAN.learning_curve_rows())),
+    output:
+        csv="results/learning_curve.csv",
+        png=report(
+            "results/figures/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Learning curve",
+        ),
+        pdf="results/figures/learning_curve.pdf",
+    log:
+        "results/logs/figures/learning_curve.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        rows=PLAN.learning_curve_rows(),
+    script:
+        "../scripts/figure_learning_curve.py"

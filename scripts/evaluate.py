@@ -1,7 +1,7 @@
 from duomem.cli import run
 from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
-from duomem.selection import selected_adapter
+from duomem.selection import curve_adapter, selected_adapter
 from duomem.serving import endpoint, result_params
 
 
@@ -9,6 +9,8 @@ def main(sm):
     p = dict(sm.params)
     inp, out = sm.input, sm.output
     adapter, adapter_name = inp.get("adapter"), sm.wildcards.adapter
+    if adapter:  # a learning-curve point lives inside its grid adapter's folder
+        adapter = curve_adapter(adapter, adapter_name)
     if inp.get("selected"):
         adapter, adapter_name = selected_adapter(inp.selected)
     with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one

@@ -3,7 +3,8 @@ from duomem.lora import train_lora
 from duomem.policies import template_kwargs
 
 KEYS = ("alpha", "epochs", "seed", "max_samples", "max_length", "batch_size", "grad_accum", "checkpoint_steps",
-        "logging_steps", "dropout", "modules", "warmup_ratio", "scheduler", "gradient_checkpointing", "bf16")
+        "logging_steps", "dropout", "modules", "warmup_ratio", "scheduler", "gradient_checkpointing", "bf16",
+        "curve")
 
 
 def main(sm):

@@ -67,6 +67,24 @@ def test_gradient_checkpointing_and_bf16_reach_the_trainer(tiny_model_dir, sft_f
         train_lora(tiny_model_dir, sft_file, tmp_path / "b", **{**FAST, "bf16": "yes"})
 
 
+def test_learning_curve_points_are_the_adapter_after_n_samples(tiny_model_dir, sft_file, trained, tmp_path):
+    """lora.curve: the adapter after the first N samples of the pass, inside the adapter's folder.
+    The last point of a constant-lr run is the whole adapter; an earlier one differs from it."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "curve-run"
+    summary = train_lora(tiny_model_dir, sft_file, out, **{**FAST, "curve": [4, 2], "scheduler": "constant"})
+    assert summary["curve"] == [2, 4] and summary["tokens_per_second"] > 0 and summary["total_tokens"] > 0
+    points = {p.name: json.loads((p / "curve_point.json").read_text()) for p in (out / "curve").iterdir()}
+    assert points == {"n2": {"samples": 2, "step": 1}, "n4": {"samples": 4, "step": 2}}  # 2 samples a step
+    weights = {n: load_file(str(out / "curve" / n / "adapter_model.safetensors")) for n in points}
+    final = load_file(str(out / "adapter_model.safetensors"))
+    assert any((weights["n2"][k] != weights["n4"][k]).any() for k in final)
+    assert any((weights["n4"][k] != final[k]).any() for k in final)
+    with pytest.raises(ConfigError, match="learning-curve point 9 is not below the 9 training samples"):
+        train_lora(tiny_model_dir, sft_file, tmp_path / "x", **{**FAST, "curve": [9]})
+
+
 def test_loss_curve_has_an_entry_per_logging_step(trained):
     out, summary = trained
     log = json.loads((out / "trainer_log.json").read_text())

@@ -39,7 +39,7 @@ def _tokenizer(path):
 def _params(path, thinking, max_new_tokens):
     """The flat rule parameters an `hf` model gets from rules/common.smk."""
     return {"backend": "hf", "path": str(path), "thinking": thinking, "temperature": 0.0, "seed": 0,
-            "batch_size": 4, "max_new_tokens": max_new_tokens, "kv_dtype": None}
+            "batch_size": 4, "max_new_tokens": max_new_tokens}
 
 
 # ---- item 2: a thinking student's own memory bank ----

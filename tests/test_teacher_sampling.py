@@ -45,20 +45,19 @@ def test_exact_duplicate_wins_are_dropped_and_counted():
     assert stats["duplicates_dropped"] == 1
 
 
-@pytest.mark.parametrize("kv_reuse", [True, False])
-def test_sampled_episodes_follow_their_own_seeds(tiny_model_dir, data_root, kv_reuse):
+def test_sampled_episodes_follow_their_own_seeds(tiny_model_dir, data_root):
     """Three episodes of one game in one batch: two share a seed and read the same, the third
     differs; a greedy episode beside them is what greedy decoding gives alone."""
     game = build_manifest(data_root, "valid_unseen", per_task_type=1, seed=0)[0]
     tasks = [{**game, "task_id": f"{game['task_id']}#{i}", "sampling": s} for i, s in
              enumerate([{"temperature": 1.0, "seed": 1}, {"temperature": 1.0, "seed": 2},
                         {"temperature": 1.0, "seed": 1}, None])]
-    policy = make_policy("hf", path=tiny_model_dir, batch_size=4, max_new_tokens=8, kv_reuse=kv_reuse)
+    policy = make_policy("hf", path=tiny_model_dir, batch_size=4, max_new_tokens=8)
     with EnvPool(4, max_steps=2) as pool:
         records = {r["task_id"][-1]: r for r in run_episodes(tasks, policy, pool, data_root, 2)}
     text = {k: [t["completion"] for t in r["turns"]] for k, r in records.items()}
     assert text["0"] == text["2"] and text["0"] != text["1"]
-    greedy = make_policy("hf", path=tiny_model_dir, batch_size=1, max_new_tokens=8, kv_reuse=kv_reuse)
+    greedy = make_policy("hf", path=tiny_model_dir, batch_size=1, max_new_tokens=8)
     with EnvPool(1, max_steps=2) as pool:
         alone = run_episodes(tasks[3:], greedy, pool, data_root, 2)[0]
     assert text["3"] == [t["completion"] for t in alone["turns"]]

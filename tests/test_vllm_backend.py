@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from conftest import REPO
@@ -28,7 +27,6 @@ from duomem.env import EnvPool, Game
 from duomem.policies import make_policy, policy_from_params
 from duomem.policies.base import cut_after_action
 from duomem.policies.hf import _StopAfterAction, action_line_ended
-from duomem.policies.kv import KVEngine
 from duomem.policies.thinking import answer_text, opens_thinking, split_thinking
 from duomem.policies.vllm_backend import ENGINE_PARAMS, completion_from_output, engine_args, engine_settings
 from duomem.prompts import initial_conversation
@@ -126,46 +124,6 @@ def test_hf_stop_criterion_ignores_actions_inside_thinking(template_dirs):
     # Without a block opened by the prompt, an action line ends the turn.
     plain = policy.tokenizer(["Thought: go.\nAction: look\n"], return_tensors="pt")["input_ids"]
     assert _StopAfterAction(policy.tokenizer, 0)(plain, None).tolist() == [True]
-
-
-class _ScriptedLM(torch.nn.Module):
-    """A stand-in causal LM for the KV engine: it writes `script` (token ids) after any prompt.
-    Prefill calls come without an attention mask; the prompt's last position anchors the script."""
-
-    def __init__(self, script, vocab):
-        super().__init__()
-        self.script, self.vocab, self.anchor = script, vocab, 0
-        self.w = torch.nn.Parameter(torch.zeros(1))
-        text = types.SimpleNamespace(num_key_value_heads=1, head_dim=1, num_attention_heads=1, hidden_size=1,
-                                     num_hidden_layers=1)
-        self.config = types.SimpleNamespace(get_text_config=lambda: text)
-
-    def forward(self, input_ids, position_ids, past_key_values, attention_mask=None, **kwargs):
-        b, m = input_ids.shape
-        past_key_values.layers[0].update(torch.zeros(b, 1, m, 1), torch.zeros(b, 1, m, 1))
-        last = position_ids[:, -1]
-        if attention_mask is None:
-            self.anchor = int(last[0])
-        logits = torch.zeros(b, 1, self.vocab)
-        for row, pos in enumerate(last.tolist()):
-            logits[row, 0, self.script[min(pos - self.anchor, len(self.script) - 1)]] = 1.0
-        return types.SimpleNamespace(logits=logits)
-
-
-def test_hf_kv_path_keeps_thinking_out_of_the_answer(template_dirs):
-    policy = make_policy("hf", path=template_dirs["thinking"], threads=1, max_new_tokens=64)
-    tok = policy.tokenizer
-    text = ("Search first.\nAction: inventory\nThen the desk.</think>\n\nThought: the desk.\n"
-            "Action: go to desk 1\nObservation: made up")
-    script = tok(text, add_special_tokens=False)["input_ids"]
-    model = _ScriptedLM(script, len(tok))
-    policy.model, policy.engine = model, KVEngine(model, {tok.eos_token_id}, 64)
-    out = policy.act([initial_conversation(OBS.format(task="heat some egg"))])[0]
-    assert out.text == "Thought: the desk.\nAction: go to desk 1"     # stopped after the answer's action
-    assert out.thinking == "Search first.\nAction: inventory\nThen the desk."
-    stop_at = next(i for i in range(1, len(script) + 1)
-                   if action_line_ended(answer_text(tok.decode(script[:i]), True)))
-    assert out.completion_tokens == stop_at > len(tok("Search first.\nAction: inventory\n")["input_ids"])
 
 
 # ---- the vllm backend on the real engine ----

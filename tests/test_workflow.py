@@ -54,14 +54,25 @@ def test_smoke_run_end_to_end(smoke_run):
     assert len(_read(tmp_path / "results" / "table4.csv")) == 6
     assert [r["strategy"] for r in _read(tmp_path / "results" / "table5.csv")] == ["full", "last5"]
     assert "lora_params" in _read(tmp_path / "results" / "table2.csv")[0]
+    # The learning curve (lora.curve: [2]): each grid adapter after 2 of its 3 samples, then whole.
+    curve = _read(tmp_path / "results" / "learning_curve.csv")
+    assert [(r["adapter"], int(r["trajectories"])) for r in curve] == [
+        ("full-r2-lr1e-02", 2), ("full-r2-lr1e-02", 3), ("full-r2-lr1e-03", 2), ("full-r2-lr1e-03", 3)]
+    assert all(int(r["n_tasks"]) == 6 and 0 <= float(r["ci_low_pct"]) <= float(r["ci_high_pct"]) for r in curve)
+    assert (tmp_path / "results/lora/tiny-random/full/r2_lr1e-03/curve/n2/adapter_model.safetensors").exists()
+    prov = json.loads((tmp_path / "results/eval/valid_seen/tiny-random/full-r2-lr1e-03-n2/memp-cd-k2/"
+                                  "provenance.json").read_text())
+    assert prov["params"]["adapter_path"].endswith("results/lora/tiny-random/full/r2_lr1e-03/curve/n2")
+    assert (tmp_path / "results/figures/learning_curve.png").stat().st_size > 10_000
     assert job_counts(snakemake("-n", "--configfile", config, workdir=tmp_path).stdout) == {}
     # Changing k reruns only the evaluations that retrieve scripts (and the tables after them).
     overlay = tmp_path / "k1.yaml"
     overlay.write_text("memory:\n  k: 1\n")
     counts = job_counts(snakemake("-n", "--configfile", config, str(overlay), workdir=tmp_path).stdout)
     # script/memp with the own bank (2; with the teacher's bank at k=1 they exist already: figure 3's
-    # k_ablation) and the 4 dev evaluations under MemP+CD; their adapter choice may change, so the 8
-    # evaluations that use a selected adapter follow. Base none/trajectory stay.
-    assert counts["evaluate"] == 2 + 4 + 8
+    # k_ablation), the 4 dev evaluations under MemP+CD and the 2 learning-curve points (also under
+    # MemP+CD); their adapter choice may change, so the 8 evaluations that use a selected adapter
+    # follow. Base none/trajectory stay.
+    assert counts["evaluate"] == 2 + 4 + 2 + 8
     assert counts["select_adapter"] == 1 and "train_lora" not in counts
     assert not {"collect_trajectories", "extract_memories", "embed_memories", "manifest"} & set(counts)

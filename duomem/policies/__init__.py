@@ -42,7 +42,7 @@ def policy_from_params(p, threads=1, adapter=None, adapter_name=None):
     if backend == "hf":
         return make_policy("hf", path=p["path"], adapter=adapter, threads=threads, batch_size=p["batch_size"],
                            max_new_tokens=p["max_new_tokens"], temperature=p["temperature"], seed=p["seed"],
-                           chat_template_kwargs=template, kv_dtype=p.get("kv_dtype") or "auto")
+                           chat_template_kwargs=template)
     if backend == "vllm":
         from .vllm_backend import engine_settings
 

@@ -1,11 +1,11 @@
-"""transformers backend: chat template, batched generation, key/value cache reuse across turns
-(kv.py), optional peft adapter. `kv_reuse=False` re-encodes the whole prompt every turn with plain
-`generate` (the naive baseline the benchmark compares against)."""
+"""transformers backend: chat template, plain batched `generate` (the whole prompt every turn),
+optional peft adapter merged into the weights. For small runs, tests of training consistency (the
+layout the adapter was trained on is the layout it plays in) and the benchmark's naive baseline;
+evaluations at scale, on the CPU default too, run on vLLM (policies/vllm_backend.py)."""
 
 import torch
 
 from .base import Completion, Policy
-from .kv import KVEngine, kv_attention
 from .thinking import answer_text, opens_thinking, split_thinking
 
 
@@ -34,8 +34,7 @@ class HFPolicy(Policy):
     name = "hf"
 
     def __init__(self, path, adapter=None, threads=1, batch_size=8, max_new_tokens=128,
-                 temperature=0.0, seed=0, dtype="auto", device=None, chat_template_kwargs=None,
-                 kv_reuse=True, kv_dtype="auto"):
+                 temperature=0.0, seed=0, dtype="auto", device=None, chat_template_kwargs=None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(max(1, int(threads)))
@@ -57,26 +56,11 @@ class HFPolicy(Policy):
             # merged into the weights: LoRA then costs nothing at inference
             model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
         self.model = model.eval()
-        # kv_dtype: "auto" keeps the model's dtype; "bfloat16" under a float32 model stores the
-        # cache and runs attention in bfloat16 (kv.kv_attention), on every generation path alike.
-        self.kv_dtype = None if kv_dtype in (None, "auto") else getattr(torch, kv_dtype)
-        if self.kv_dtype is not None and self.kv_dtype != next(self.model.parameters()).dtype:
-            self.model.set_attn_implementation(kv_attention(self.kv_dtype))
-        self.engine = None
-        if kv_reuse:
-            eos = self.model.generation_config.eos_token_id
-            eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-            eos |= {self.tokenizer.eos_token_id} - {None}
-            self.engine = KVEngine(self.model, eos, max_new_tokens, temperature, seed, kv_dtype=self.kv_dtype)
-
-    @property
-    def stats(self):
-        return dict(self.engine.stats) if self.engine else {}
 
     def describe(self):
         return {"backend": self.name, "model": self.path, "adapter": self.adapter,
                 "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
-                "kv_dtype": str(self.kv_dtype or next(self.model.parameters()).dtype).removeprefix("torch.")}
+                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch.")}
 
     def render(self, conversation):
         return self.tokenizer.apply_chat_template(
@@ -88,34 +72,14 @@ class HFPolicy(Policy):
         out = []
         for start in range(0, len(conversations), self.batch_size):
             chunk, rows = conversations[start:start + self.batch_size], sampling[start:start + self.batch_size]
-            out.extend(self._generate_kv(chunk, rows) if self.engine else self._generate_plain(chunk, rows))
-        if self.engine:
-            self.engine.end_turn()
+            out.extend(self._generate_rows(chunk, rows))
         return out
 
     def _completion(self, ids, prompt_tokens, started):
         thinking, answer = split_thinking(self.tokenizer.decode(ids, skip_special_tokens=True), started)
         return Completion(answer, prompt_tokens=prompt_tokens, completion_tokens=len(ids), thinking=thinking)
 
-    def _generate_kv(self, conversations, sampling):
-        texts = [self.render(c) for c in conversations]
-        prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        started = [opens_thinking(t) for t in texts]
-        out = [None] * len(prompts)
-        # The stop test sees token ids only; rows whose prompt opened a thinking block (same for
-        # every row of one model and template) run as their own batch.
-        for flag in sorted(set(started)):
-            rows = [i for i, s in enumerate(started) if s == flag]
-
-            def stop(ids, flag=flag):
-                return action_line_ended(answer_text(self.tokenizer.decode(ids, skip_special_tokens=True), flag))
-
-            generated = self.engine.generate([prompts[i] for i in rows], stop, [sampling[i] for i in rows])
-            for i, g in zip(rows, generated):
-                out[i] = self._completion(g, len(prompts[i]), flag)
-        return out
-
-    def _generate_plain(self, conversations, sampling):
+    def _generate_rows(self, conversations, sampling):
         if not any(sampling):
             return self._generate(conversations, self.temperature, self.seed)
         out = []
