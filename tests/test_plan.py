@@ -154,6 +154,7 @@ def test_cpu_default(cpu):
     assert cpu.lora_eval_targets() == [summary_path(TEST_SPLIT, student, "lora", m)
                                        for m in ("none", "memp-self-k3", "memp-cd-k3")]
     assert cpu.grid_labels("full") == ["full-r8-lr2e-04", "full-r8-lr1e-03"]
+    assert cpu.learning_curve_rows() == []  # lora.curve is empty here (the smoke config has one)
     assert cpu.memory_banks() == ["expert", student]
     assert cpu.model_input(student) == ["results/models/smollm2-135m-instruct"]
     assert cpu.model_input("expert") == []

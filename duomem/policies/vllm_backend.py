@@ -252,7 +252,7 @@ class VLLMPolicy(Policy):
 
 def _merged_copy(path, adapter):
     """A temporary merged model folder, removed when the process ends (or by `close`)."""
-    from ..lora import merge_adapter
+    from ..models import merge_adapter
 
     folder = tempfile.mkdtemp(prefix="duomem-merged-")
     atexit.register(shutil.rmtree, folder, True)
