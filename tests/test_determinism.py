@@ -6,7 +6,7 @@ per policy kind with retrieval and a reference trajectory, the SFT file, one LoR
 every file it makes is compared with the smoke run's.
 
 Fields left out, because they measure time and nothing else: `seconds`, `started_at`, `ended_at`
-(episodes, trajectories, train_summary.json), `mean_seconds`, `tasks_per_hour` (summary.csv,
+(episodes, trajectories, train_summary.json), `tokens_per_second` (train_summary.json), `mean_seconds`, `tasks_per_hour` (summary.csv,
 provenance.json) and Trainer's
 `train_runtime` / `train_samples_per_second` / `train_steps_per_second` (trainer_log.json). Logs and
 benchmark files are not compared. Provenance sidecars are compared whole, except the checksums of
@@ -23,7 +23,7 @@ from conftest import REPO, job_counts, snakemake
 
 CONFIG = str(REPO / "config" / "smoke.yaml")
 TIMING = {"seconds", "mean_seconds", "train_runtime", "train_samples_per_second", "train_steps_per_second",
-          "started_at", "ended_at", "tasks_per_hour", "peak_gpu_memory_mb"}
+          "started_at", "ended_at", "tasks_per_hour", "peak_gpu_memory_mb", "tokens_per_second"}
 SMOLLM2 = "results/models/smollm2-135m-instruct"
 TARGETS = [
     "results/data/train.jsonl",

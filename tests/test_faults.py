@@ -204,7 +204,9 @@ def test_lora_killed_after_a_checkpoint_resumes_from_it(smoke_run, tmp_path):
         assert summary["resumed_from_step"] == last >= 1 and reference["resumed_from_step"] == 0
         # Not timing, but expected to differ: where this run started, and Trainer's mean training loss,
         # which after a resume averages only the steps run since (the loss curve itself is complete).
-        differ = {"seconds", "resumed_from_step", "train_loss"}
+        # tokens_per_second: timing, and None after a resume (only part of the run was timed).
+        differ = {"seconds", "resumed_from_step", "train_loss", "tokens_per_second"}
+        assert summary["tokens_per_second"] is None and reference["tokens_per_second"] > 0
         assert _without(summary, differ) == _without(reference, differ)
         log = json.loads((adapter / "trainer_log.json").read_text())
         ref_log = json.loads((ref.keep / out / "trainer_log.json").read_text())
