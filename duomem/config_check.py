@@ -77,6 +77,9 @@ def describe(schema):
     if "enum" in schema:
         return ", ".join(_value(v) for v in schema["enum"])
     kind = schema.get("type")
+    if isinstance(kind, list):  # e.g. [integer, "null"]: a value, or null for the default
+        text = " or ".join(describe({**schema, "type": k}) for k in kind if k != "null")
+        return text + (" (null: the default)" if "null" in kind else "")
     if kind == "array":
         text = f"a list of {describe(schema.get('items', {}))}"
         if schema.get("minItems"):
@@ -225,6 +228,9 @@ def check_config(config):
     names = ", ".join(sorted(models))
     if config["teacher"] not in models:
         _fail("teacher", f"{config['teacher']!r} is not a key of `models`", names)
+    collector = config.get("teacher_collection", {}).get("collector")
+    if collector is not None and collector not in models:
+        _fail("teacher_collection.collector", f"{collector!r} is not a key of `models`", names)
     for s in config["students"]:
         if s not in models:
             _fail("students", f"{s!r} is not a key of `models`", names)

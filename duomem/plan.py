@@ -43,6 +43,8 @@ class Plan:
         self.config = config
         self.models = config["models"]
         self.teacher = config["teacher"]
+        # who plays the train games: the teacher, unless the config names another model (cpu-served)
+        self.collector = config["teacher_collection"].get("collector") or self.teacher
         self.students = config["students"]
         self.k = config["memory"]["k"]
         self.embedder = config["memory"]["embedder"]
@@ -189,7 +191,7 @@ class Plan:
         targets = [f"results/data/{s}.jsonl" for s in self.config["evaluation"]["splits"]]
         targets += self.eval_targets()
         targets += self.lora_eval_targets()
-        targets += [f"results/trajectories/{self.teacher}/train.jsonl"]
+        targets += [f"results/trajectories/{self.collector}/train.jsonl"]
         targets += ["results/table1.csv", "results/table3.csv", "results/table6.csv", "results/table9.csv"]
         targets.append("results/table2.csv")
         if self.lora["models"]:

@@ -13,6 +13,8 @@ from duomem.selection import ADAPTER_RE
 PLAN = Plan(config)
 MODELS = config["models"]
 TEACHER = PLAN.teacher
+# whose train-game trajectories feed the memory banks and the SFT data
+COLLECTOR = PLAN.collector
 SELECT_MEMORY = PLAN.select_memory
 
 

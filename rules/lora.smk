@@ -40,7 +40,7 @@ TRAIN_PARAMS = dict(
 
 rule train_lora:
     input:
-        sft=f"results/sft/{TEACHER}/{{strategy}}.jsonl",
+        sft=f"results/sft/{COLLECTOR}/{{strategy}}.jsonl",
         model=built_model_input,
     output:
         directory("results/lora/{model}/{strategy}/r{rank}_lr{lr}"),

@@ -1,6 +1,6 @@
 rule extract_memories:
     input:
-        trajectories=f"results/trajectories/{TEACHER}/train.jsonl",
+        trajectories=f"results/trajectories/{COLLECTOR}/train.jsonl",
         model=built_model_input,
         token_counter=pipeline_path(config["memory"]["token_counter"]),
     output:

@@ -128,7 +128,7 @@ rule table5:
 
 rule table6:
     input:
-        stats=f"results/trajectories/{TEACHER}/stats.json",
+        stats=f"results/trajectories/{COLLECTOR}/stats.json",
     output:
         csv=report(
             "results/table6.csv", caption="../report/table6.rst", category="Table 6"
@@ -143,7 +143,7 @@ rule table6:
         mem_mb=500,
         runtime=5,
     params:
-        teacher=TEACHER,
+        teacher=COLLECTOR,
     script:
         "../scripts/table6.py"
 

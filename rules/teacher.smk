@@ -25,7 +25,7 @@ rule collect_trajectories:
         collect_temperature=config["teacher_collection"]["temperature"],
         greedy_first=config["teacher_collection"]["greedy_first"],
         num_envs=config["generation"]["num_envs"],
-        max_steps=config["max_steps"],
+        max_steps=config["teacher_collection"]["max_steps"] or config["max_steps"],
         alfworld_data=config["alfworld_data"],
         system_prompt_sha=sha(SYSTEM_PROMPT),
     script:

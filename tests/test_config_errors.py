@@ -16,6 +16,8 @@ BAD = [
     ("unknown-model-key", "models:\n  tiny-random:\n    pth: x\n", "models.tiny-random.pth", "backend, path"),
     ("student-not-a-model", "students: [tiny-randm]\n", "students", "expert, tiny-random"),
     ("teacher-not-a-model", "teacher: nobody\n", "teacher", "expert, tiny-random"),
+    ("collector-not-a-model", "teacher_collection:\n  collector: nobody\n", "teacher_collection.collector",
+     "expert, tiny-random"),
     ("rank-0", "lora:\n  ranks: [0]\n", "lora.ranks[0]", "an integer >= 1"),
     ("negative-lr", "lora:\n  lrs: [-1.0e-5]\n", "lora.lrs[0]", "a number > 0"),
     ("non-numeric-lr", "lora:\n  lrs: [fast]\n", "lora.lrs[0]", "a number > 0"),

@@ -173,6 +173,20 @@ def test_cpu_default(cpu):
     assert cpu.paper_comparison_rows() == []  # SmolLM2 is none of the paper's models
 
 
+def test_served_teacher_with_the_expert_as_collector():
+    """config/cpu-served.yaml: the served teacher extracts and is evaluated; the expert plays the
+    train games. Without `collector` the teacher plays them (the paper)."""
+    served = Plan(load("config/cpu-served.yaml"))
+    assert (served.teacher, served.collector) == ("smollm2-served", "expert")
+    targets = served.all_targets()
+    assert "results/trajectories/expert/train.jsonl" in targets
+    assert not any(t.startswith("results/trajectories/smollm2-served/") for t in targets)
+    assert served.memory_banks() == ["smollm2-served"]  # the served model writes the CD bank
+    assert summary_path(TEST_SPLIT, "smollm2-served") in targets
+    paper = Plan(load("config.yaml"))
+    assert paper.collector == paper.teacher == "qwen2.5-72b-instruct"
+
+
 # ---- the package's imports ----
 
 

@@ -1,8 +1,9 @@
 """The served-teacher path through Snakemake (config/cpu-served.yaml): the teacher is SmolLM2 behind
 vLLM's OpenAI-compatible server, which each job that uses it starts from its `serve` command and
-stops when it ends. Teacher collection on the train games and the teacher's evaluation run through
-that server; memory extraction from the collected trajectories follows. The server requires
-VLLM_API_KEY (set here to a fake key), which the jobs send and no file, log or output contains."""
+stops when it ends. The whole config runs: the expert plays the train games (SmolLM2 wins none), the
+served model writes the memory bank from those wins, the student is evaluated with it (MemP+CD), the
+served teacher has its row in table 1. The served model's own collection runs beside it. The server
+requires VLLM_API_KEY (set here to a fake key), which the jobs send and no file, log or output contains."""
 
 import json
 import os
@@ -19,13 +20,20 @@ pytestmark = pytest.mark.slow
 
 CONFIG = REPO / "config" / "cpu-served.yaml"
 TEACHER = "smollm2-served"
-TRAJECTORIES = f"results/trajectories/{TEACHER}/train.jsonl"
+STUDENT = "smollm2-135m-instruct"
+SERVED_TRAJECTORIES = f"results/trajectories/{TEACHER}/train.jsonl"
+EXPERT_TRAJECTORIES = "results/trajectories/expert/train.jsonl"
 EVAL = f"results/eval/valid_unseen/{TEACHER}/base/none"
+STUDENT_EVAL = f"results/eval/valid_unseen/{STUDENT}/base/memp-cd-k2"
 BANK = f"results/memory/{TEACHER}/memories.json"
 
 
 def files_containing(root, needle):
     return [str(p) for p in Path(root).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -35,50 +43,49 @@ def served_run(tmp_path_factory, data_root):
     # the config's serve command runs `python`: this environment's (the activated .venv)
     env = {**os.environ, "VLLM_API_KEY": key, "HF_HUB_OFFLINE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    # collection and the teacher's evaluation (side by side: one server each)
-    run = snakemake("-c2", TRAJECTORIES, f"{EVAL}/summary.csv", "--configfile", str(CONFIG), workdir=work,
-                    env=env, timeout=1800)
-    extract = snakemake("-c1", BANK, "--configfile", str(CONFIG), workdir=work, env=env, check=False, timeout=1800)
-    return SimpleNamespace(work=work, key=key, outputs=[run, extract])
+    # the config's `rule all` (jobs side by side: one server each) ...
+    run = snakemake("-c2", "--configfile", str(CONFIG), workdir=work, env=env, timeout=1800)
+    # ... and the served model's own collection, at the evaluations' 3 steps (the config gives the
+    # expert's collection 30; a second config file overrides one key and keeps the rest)
+    overlay = work / "served-collection.yaml"
+    overlay.write_text("teacher_collection:\n  max_steps: 3\n")
+    collect = snakemake("-c2", "--configfile", str(CONFIG), str(overlay), "--", SERVED_TRAJECTORIES, workdir=work,
+                        env=env, timeout=1800)
+    return SimpleNamespace(work=work, key=key, outputs=[run, collect])
 
 
-def test_collection_and_evaluation_through_the_served_teacher(served_run):
+def test_collection_through_the_served_teacher(served_run):
     work = served_run.work
     stats = json.loads((work / f"results/trajectories/{TEACHER}/stats.json").read_text())
     assert stats["stats"]["instances"] == stats["stats"]["episodes_run"] == 6  # 1 game per type, 1 try each
-    assert len((work / TRAJECTORIES).read_text().splitlines()) == stats["stats"]["distinct_trajectories"]
+    assert stats["params"]["max_steps"] == 3
+    assert len((work / SERVED_TRAJECTORIES).read_text().splitlines()) == stats["stats"]["distinct_trajectories"]
+    assert (work / f"results/logs/trajectories/{TEACHER}.server.log").stat().st_size > 0
+    # the memory bank comes from the collector's wins, not from the served model's (empty) collection
+    assert (work / EXPERT_TRAJECTORIES).read_text().strip()
 
-    episodes = [json.loads(line) for line in (work / EVAL / "episodes.jsonl").read_text().splitlines()]
+
+def test_extraction_by_the_served_teacher_and_evaluation_with_its_bank(served_run):
+    work = served_run.work
+    wins = read_jsonl(work / EXPERT_TRAJECTORIES)
+    memories = json.loads((work / BANK).read_text())
+    # one script per expert win, each written by the served model (its log holds the requests)
+    assert memories["method"] == "llm" and len(memories["memories"]) == len(wins) >= 1
+    assert (work / f"results/logs/memory/{TEACHER}.server.log").stat().st_size > 0
+    # the student was evaluated with that bank (its job's sidecar lists the bank among its inputs)
+    assert len(read_jsonl(work / STUDENT_EVAL / "episodes.jsonl")) == 6
+    assert BANK in (work / STUDENT_EVAL / "episodes.jsonl.provenance.json").read_text()
+    # the served teacher's evaluation: every turn answered by the server (usage counts come back)
+    episodes = read_jsonl(work / EVAL / "episodes.jsonl")
     assert len(episodes) == 6 and all(e["steps"] == 3 or e["won"] for e in episodes)
-    # every turn was answered by the server (its usage counts come back with each answer)
     assert all(e["prompt_tokens"] > 0 and 0 < e["completion_tokens"] <= 16 * e["steps"] for e in episodes)
     prov = json.loads((work / EVAL / "provenance.json").read_text())
     assert prov["params"]["backend"] == "openai" and prov["params"]["path"] == "results/models/smollm2-135m-instruct"
-
-    # each job started its own server, whose output went to a log beside the job's ...
-    for log in (f"results/logs/trajectories/{TEACHER}.server.log", f"results/logs/{EVAL[len('results/'):]}.server.log"):
-        assert (work / log).stat().st_size > 0, log
-    # ... and stopped it: no process is left in the working folder (vLLM's engine workers included)
-    assert wait_for(lambda: not live_processes_in(work), 60), live_processes_in(work)
-
-
-def test_extraction_from_the_collected_trajectories(served_run):
-    """The teacher's memory bank from its trajectories. SmolLM2-135M wins no game (collection keeps
-    wins only): then extraction stops at once with one clear line and starts no server."""
-    work = served_run.work
-    trajectories = (work / TRAJECTORIES).read_text().splitlines()
-    extract = served_run.outputs[1]
-    server_log = work / f"results/logs/memory/{TEACHER}.server.log"
-    if trajectories:  # the teacher won something: its scripts come from the served model
-        assert extract.returncode == 0, extract.stderr[-3000:]
-        memories = json.loads((work / BANK).read_text())
-        assert memories["method"] == "llm" and len(memories["memories"]) == len(trajectories)
-        assert server_log.stat().st_size > 0
-    else:
-        assert extract.returncode != 0 and not (work / BANK).exists()
-        log = (work / f"results/logs/memory/{TEACHER}.log").read_text()
-        assert f"{TRAJECTORIES} holds no successful trajectory" in log and "the teacher solved nothing" in log
-        assert not server_log.exists()  # nothing to extract: the model was never served
+    assert (work / f"results/logs/{EVAL[len('results/'):]}.server.log").stat().st_size > 0
+    # table 1 has the served teacher's row beside the student's
+    table1 = (work / "results/table1.csv").read_text()
+    assert TEACHER in table1 and STUDENT in table1
+    # every job stopped its server: no process is left in the working folder (engine workers included)
     assert wait_for(lambda: not live_processes_in(work), 60), live_processes_in(work)
 
 
