@@ -187,6 +187,13 @@ def test_served_teacher_with_the_expert_as_collector():
     assert paper.collector == paper.teacher == "qwen2.5-72b-instruct"
 
 
+def test_cpu_learning_curve_config():
+    curve = Plan(load("config/cpu-curve.yaml"))
+    rows = curve.learning_curve_rows()
+    assert [(r[1], r[2]) for r in rows] == [("full-r8-lr1e-03", n) for n in (15, 30, 60, None)]
+    assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT} and {evaluation(r[3])[3] for r in rows} == {"memp-cd-k3"}
+
+
 # ---- the package's imports ----
 
 
