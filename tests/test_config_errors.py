@@ -16,6 +16,8 @@ BAD = [
     ("unknown-model-key", "models:\n  tiny-random:\n    pth: x\n", "models.tiny-random.pth", "backend, path"),
     ("student-not-a-model", "students: [tiny-randm]\n", "students", "expert, tiny-random"),
     ("teacher-not-a-model", "teacher: nobody\n", "teacher", "expert, tiny-random"),
+    ("collection-steps-not-a-number", "teacher_collection:\n  max_steps: many\n", "teacher_collection.max_steps",
+     "an integer >= 1 (null: the default)"),
     ("collector-not-a-model", "teacher_collection:\n  collector: nobody\n", "teacher_collection.collector",
      "expert, tiny-random"),
     ("rank-0", "lora:\n  ranks: [0]\n", "lora.ranks[0]", "an integer >= 1"),
