@@ -20,6 +20,7 @@ from .selection import curve_label, grid_label, parse_grid_label, split_curve_la
 TEST_SPLIT = "valid_unseen"  # the paper's test split
 DEV_SPLIT = "valid_seen"  # the paper's dev split: adapter selection only
 EVAL = "results/eval/{split}/{model}/{adapter}/{memory}"
+ENGINE = "results/engines/{split}/{model}.url"  # a shared engine's address (a Snakemake service file)
 
 
 def summary_path(split, model, adapter="base", memory="none"):
@@ -108,6 +109,67 @@ class Plan:
     def model_input(self, model):
         """The model folder when the pipeline builds it, else nothing (a hub id, an endpoint)."""
         return pipeline_path(self.models[model].get("path", ""))
+
+    def model_gpus(self, model):
+        m = self.models[model]
+        return m.get("gpus", 1 if m["backend"] in ("hf", "vllm") else 0)
+
+    # ---- engines: which evaluations start one, which share one server per (split, model) ----
+
+    def engine_kind(self, model):
+        """How `model`'s evaluations get an engine: "vllm" (built from its vllm settings), "serve"
+        (its own serve command), None (the expert, hf, an external endpoint: nothing to start)."""
+        m = self.models[model]
+        if m.get("serve"):
+            return "serve"
+        return "vllm" if m["backend"] == "vllm" else None
+
+    def serves_adapters(self, model):
+        """True where the shared engine also serves the model's adapters (LoRAs loaded at run time).
+        Not on a CPU: vLLM's CPU build gives base rows another request's adapter when one batch
+        mixes them (FIELD-NOTES); not with merge_lora: a merged adapter is other weights."""
+        return self.engine_kind(model) == "vllm" and self.model_gpus(model) > 0 and not self.config["vllm"]["merge_lora"]
+
+    def shares_engine(self, model, adapter):
+        """True when the evaluation talks to its (split, model) engine service (evaluation.share_engine).
+        A vllm model without GPUs keeps vLLM's offline engine inside each job: on the CPU a shared
+        server's evaluations ran several times slower (README, "Shared engines")."""
+        kind = self.engine_kind(model)
+        if not self.config["evaluation"]["share_engine"] or not kind:
+            return False
+        if kind == "vllm" and self.model_gpus(model) == 0:
+            return False
+        return adapter == "base" or self.serves_adapters(model)
+
+    def engine_inputs(self, model, split, adapter):
+        return {"engine": ENGINE.format(split=split, model=model)} if self.shares_engine(model, adapter) else {}
+
+    def evaluations(self):
+        """(split, model, adapter, memory) of every evaluation the whole DAG runs, dev grids included."""
+        paths = self.eval_targets() + self.lora_eval_targets()
+        paths += [row[3] for row in self.learning_curve_rows()]
+        for m in self.lora["models"]:
+            paths += self.selection_inputs(m, self.main_strategy)["summaries"]
+        for m in self.lora["strategy_models"]:
+            for s in self.lora["strategies"]:
+                paths += self.selection_inputs(m, s)["summaries"]
+        return [tuple(Path(p).parts[2:6]) for p in dict.fromkeys(paths)]
+
+    def engines(self):
+        """The engine service files of the whole DAG: one per (split, model) with a sharing evaluation."""
+        return list(dict.fromkeys(ENGINE.format(split=s, model=m) for s, m, a, _ in self.evaluations()
+                                  if self.shares_engine(m, a)))
+
+    def engine_startups(self):
+        """Engine start-ups per model over the whole DAG: one per shared engine, one per other evaluation."""
+        counts = {}
+        for split, model, adapter, _ in self.evaluations():
+            if self.engine_kind(model) and not self.shares_engine(model, adapter):
+                counts[model] = counts.get(model, 0) + 1
+        for path in self.engines():
+            model = Path(path).stem
+            counts[model] = counts.get(model, 0) + 1
+        return counts
 
     # ---- parameter-space distillation: the LoRA grid, selection, adapter evaluations ----
 

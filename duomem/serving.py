@@ -153,10 +153,10 @@ def _stop_on_sigterm():
 
 
 @contextlib.contextmanager
-def serve(command, log_path, timeout=1800.0, api_key="", host="127.0.0.1", grace=30.0):
+def serve(command, log_path, timeout=1800.0, api_key="", host="127.0.0.1", grace=30.0, env=None):
     """Start `command` (with {port} filled in), wait until it answers, yield its base URL, stop it."""
     with _stop_on_sigterm():
-        server = Server(command, log_path, host=host)
+        server = Server(command, log_path, host=host, env=env)
         try:
             server.wait_ready(timeout, api_key=api_key)
             yield server.base_url

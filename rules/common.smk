@@ -1,11 +1,15 @@
 import hashlib
+import json
+import os
 import re
+import sys
 
 from duomem.memory import EXTRACT_INSTRUCTION, EXTRACT_SYSTEM
 from duomem.memory_config import LABEL_RE
-from duomem.plan import DEV_SPLIT, EVAL, Plan, episodes_of, pipeline_path
+from duomem.plan import DEV_SPLIT, ENGINE, EVAL, Plan, episodes_of, pipeline_path
 from duomem.prompts import SYSTEM_PROMPT
 from duomem.selection import ADAPTER_RE
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 # The design (which evaluations, tables and figures exist, and what each reads) is duomem.plan,
 # tested on its own. This file connects rules to it: wildcards to its arguments, the parameters of
@@ -119,14 +123,49 @@ def params_signature(params):
 
 POLICY_PARAMS["params_signature"] = params_signature(dict(POLICY_PARAMS))
 
+# What a shared engine (rule engine) is started from: the model, its serve command or vllm settings.
+ENGINE_PARAMS = {
+    k: POLICY_PARAMS[k]
+    for k in (
+        "backend",
+        "path",
+        "api_key_env",
+        "serve",
+        "serve_timeout",
+        "seed",
+        "tensor_parallel_size",
+        "max_model_len",
+        "gpu_memory_utilization",
+        "max_lora_rank",
+        "max_loras",
+        "enable_prefix_caching",
+        "vllm_dtype",
+        "enforce_eager",
+    )
+}
+ENGINE_PARAMS["adapters"] = lambda w: PLAN.serves_adapters(w.model)
+ENGINE_PARAMS["params_signature"] = params_signature(dict(ENGINE_PARAMS))
+
+# The Python of a shell job: its conda environment's under --use-conda, else Snakemake's own.
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+
+
+def engine_settings(w):
+    """The engine's parameters as one JSON argument of its shell command (rule engine)."""
+    values = {k: v for k, v in ENGINE_PARAMS.items() if k != "params_signature"}
+    return json.dumps({k: v(w) if callable(v) else v for k, v in values.items()})
+
 
 def built_model_input(w):
     return PLAN.model_input(w.model)
 
 
 def model_gpus(w):
-    backend = MODELS[w.model]["backend"]
-    return MODELS[w.model].get("gpus", 1 if backend in ("hf", "vllm") else 0)
+    return PLAN.model_gpus(w.model)
 
 
 def model_mem_mb(w):
@@ -139,6 +178,51 @@ def memory_inputs(w):
 
 def adapter_inputs(w):
     return PLAN.adapter_inputs(w.model, w.adapter)
+
+
+# ---- shared engines (evaluation.share_engine): one server per (split, model), a service job ----
+#
+# Snakemake reruns every consumer of a service that runs, and a service runs whenever one of its
+# consumers does. Consumers therefore read the service file as ancient() input, and the file exists
+# whenever the DAG is built (touched here; Snakemake deletes it when the service ends): a consumer
+# with nothing changed stays done while another consumer of its engine reruns.
+for _engine in PLAN.engines():
+    os.makedirs(os.path.dirname(_engine), exist_ok=True)
+    open(_engine, "a").close()
+
+
+def engine_inputs(w):
+    return {
+        k: ancient(v)
+        for k, v in PLAN.engine_inputs(w.model, w.split, w.adapter).items()
+    }
+
+
+def shares_engine(w):
+    return PLAN.shares_engine(w.model, w.adapter)
+
+
+def eval_gpus(w):
+    """A shared engine's consumer holds no GPU: the engine job holds the model's."""
+    return 0 if shares_engine(w) else model_gpus(w)
+
+
+def eval_threads(w):
+    """A consumer of a shared engine runs only its ALFWorld workers, which mostly wait on the model:
+    no cores of its own (a service group holds all its jobs' threads at once; the engine's cover it).
+    """
+    return 0 if shares_engine(w) else config["generation"]["threads"]
+
+
+def eval_mem_mb(w, attempt):
+    """A consumer of a shared engine holds its ALFWorld workers (~350 MB each), not the model."""
+    if not shares_engine(w):
+        return model_job_mem_mb(w, attempt)
+    return (config["generation"]["num_envs"] * 350 + 1000) * 2 ** (attempt - 1)
+
+
+def eval_gpu_jobs(w):
+    return 0 if shares_engine(w) else holds_gpus(w)
 
 
 def selection_strategy(w):
@@ -168,8 +252,6 @@ def token_counter_param(w, input):
 
 
 # ---- where a job runs: conda environment, host memory, SLURM settings of GPU jobs (issue 5) ----
-
-import os
 
 # The environments' post-deploy scripts (envs/*.post-deploy.sh) install this checkout into them.
 os.environ.update(DUOMEM_REPO=workflow.basedir)
@@ -212,3 +294,5 @@ GPU_JOB_RESOURCES = dict(
     gpu_model=gpu_job_setting("DUOMEM_GPU_MODEL"),
     gpu_jobs=holds_gpus,
 )
+# an evaluation that uses a shared engine holds no GPU of its own
+EVAL_JOB_RESOURCES = dict(GPU_JOB_RESOURCES, gpu_jobs=eval_gpu_jobs)

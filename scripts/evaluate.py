@@ -1,8 +1,9 @@
 from duomem.cli import run
+from duomem.engine import policy_params
 from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
 from duomem.selection import curve_adapter, selected_adapter
-from duomem.serving import endpoint, result_params
+from duomem.serving import result_params
 
 
 def main(sm):
@@ -13,7 +14,8 @@ def main(sm):
         adapter = curve_adapter(adapter, adapter_name)
     if inp.get("selected"):
         adapter, adapter_name = selected_adapter(inp.selected)
-    with endpoint(p, sm.log[0]) as live:  # starts the model's `serve` command when it has one
+    # the model's engine: the shared (split, model) service, else its own `serve` command or none
+    with policy_params(p, sm.log[0], inp.get("engine"), adapter, adapter_name) as live:
         evaluate_with_memory(
             inp.manifest, out.episodes, out.summary, out.provenance,
             lambda: policy_from_params(live(), threads=sm.threads, adapter=adapter, adapter_name=adapter_name),
@@ -25,7 +27,9 @@ def main(sm):
                         "memory": sm.wildcards.memory, **result_params(p)},
             expert=p["backend"] == "expert")
     # the selection file names the adapter: its folder and checksum go into the job's provenance
-    return {"provenance": {"model": {"adapter_path": adapter, "adapter_name": adapter_name},
+    # and the shared engine, when one played
+    return {"provenance": {"model": {"adapter_path": adapter, "adapter_name": adapter_name,
+                                     "engine": inp.get("engine") or "own"},
                            "extra_inputs": [adapter] if inp.get("selected") else []}}
 
 

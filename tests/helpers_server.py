@@ -113,8 +113,8 @@ class VLLMServer:
     shuts it down (SIGTERM, then SIGKILL). `api_key` makes it require that key (VLLM_API_KEY).
     """
 
-    def __init__(self, model, workdir, api_key=None, lora_modules=None, extra=()):
-        self.model, self.api_key = str(model), api_key
+    def __init__(self, model, workdir, api_key=None, lora_modules=None, extra=(), env=None):
+        self.model, self.api_key, self.extra_env = str(model), api_key, dict(env or {})
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -125,7 +125,7 @@ class VLLMServer:
 
     def env(self):
         env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
-        return {**env, **({"VLLM_API_KEY": self.api_key} if self.api_key else {})}
+        return {**env, **self.extra_env, **({"VLLM_API_KEY": self.api_key} if self.api_key else {})}
 
     def start(self, timeout=START_TIMEOUT):
         with open(self.log, "a") as log:

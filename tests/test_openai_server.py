@@ -19,6 +19,7 @@ import pytest
 from helpers_server import VLLMServer
 
 from duomem.data import build_manifest
+from duomem.engine import load_adapter
 from duomem.episode_log import partial_log_path
 from duomem.evaluate import evaluate
 from duomem.io import read_jsonl, write_jsonl_atomic
@@ -53,8 +54,9 @@ def adapter(smollm2_dir, tmp_path_factory):
 def server(smollm2_dir, adapter, tmp_path_factory):
     # no prefix caching: in bf16 a cached prefix can change a greedy answer (FIELD-NOTES), and the
     # adapter test compares two requests with the same prompt
+    # runtime LoRA loading on, as a shared engine (duomem.engine) starts it
     with VLLMServer(smollm2_dir, tmp_path_factory.mktemp("vllm"), lora_modules={ADAPTER: adapter},
-                    extra=["--no-enable-prefix-caching"]) as s:
+                    extra=["--no-enable-prefix-caching"], env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}) as s:
         yield s
 
 
@@ -264,3 +266,20 @@ def test_server_stops_when_the_job_is_killed(tmp_path, sig):
     while f"--directory {tmp_path}" in running_commands() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert f"--directory {tmp_path}" not in running_commands()
+
+
+def test_a_shared_engine_loads_an_adapter_at_run_time(server, smollm2_dir, adapter):
+    """duomem.engine.load_adapter: an evaluation loads its adapter into the running server under its
+    own name (POST /v1/load_lora_adapter); it answers as the adapter served from the start under
+    another name does. Loading a name twice (a second evaluation of the adapter) is fine; a folder
+    that is no adapter is a one-line ServeError."""
+    load_adapter(server.base_url, "loaded-at-run-time", str(adapter))
+    load_adapter(server.base_url, "loaded-at-run-time", str(adapter))
+    p = params(server.base_url, smollm2_dir)
+    conv = initial_conversation("You are in the middle of a room. Looking quickly around you, you see a desk 1, "
+                                "a drawer 1, a shelf 1.\n\nYour task is to: examine the book with the desklamp.")
+    loaded = policy_from_params(p, adapter=str(adapter), adapter_name="loaded-at-run-time").act([conv])[0]
+    served = policy_from_params(p, adapter=str(adapter), adapter_name=ADAPTER).act([conv])[0]
+    assert loaded.text == served.text and loaded.completion_tokens > 0
+    with pytest.raises(ServeError, match="refused adapter 'broken'.*HTTP"):
+        load_adapter(server.base_url, "broken", str(smollm2_dir))

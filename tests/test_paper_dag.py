@@ -25,7 +25,7 @@ PAPER = str(REPO / "config.yaml")
 # trajectory viewer pages, later report rules), so new report rules do not break these tests.
 PIPELINE_RULES = ("manifest", "collect_trajectories", "embed_tasks", "build_sft", "extract_memories",
                   "embed_memories", "train_lora", "select_adapter", "select_strategy_adapter",
-                  "evaluate")
+                  "evaluate", "engine")
 TABLES = tuple(f"table{i}" for i in range(1, 11))
 REPORT_PREFIXES = ("table", "figure", "report", "viewer", "paper_comparison", "all")
 
@@ -36,6 +36,9 @@ TEACHER_MEMORIES = 4  # the teacher's own bank is the CD bank: no script-cd / me
 K_ABLATION = 9 * 2  # figure 3: k = 1..9, Script and MemP with CD, for Qwen3-14B
 DEV_EVALS = LORA_MODELS * GRID + 2 * GRID  # one per adapter: main grids + Latest Only / Last-5 grids
 LORA_EVALS = LORA_MODELS * MEMORIES + 2 * 2  # selected adapter x every memory; table 5's two others
+# evaluation.share_engine: one engine (a service job) per model on each split it is evaluated on:
+# the test split for the students and the teacher, the dev split for the LoRA models' grids
+ENGINES = STUDENTS + 1 + LORA_MODELS
 
 
 # `snakemake --touch`, except that it does not sleep 0.1 s before each job (Snakemake's touch
@@ -48,7 +51,8 @@ FAST_TOUCH = ("import snakemake.executors.touch as touch; touch.Executor.SLEEPIN
 def plan(*args, workdir):
     """Job counts of a dry run (empty when nothing would run), and its wall-clock seconds."""
     t0 = time.time()
-    r = snakemake("-n", *args, "-q", "rules", workdir=workdir)  # -q takes a list: last
+    # --cores: a shared engine and its consumers are one group job, which needs the engine's threads
+    r = snakemake("-n", "--cores", "4", *args, "-q", "rules", workdir=workdir)  # -q takes a list: last
     return job_counts(r.stdout), time.time() - t0
 
 
@@ -88,6 +92,7 @@ def test_table1_plans_every_job_it_needs(tmp_path):
         "train_lora": LORA_MODELS * GRID, "select_adapter": LORA_MODELS,
         "select_strategy_adapter": 0,
         "evaluate": STUDENTS * 3 + 2 + LORA_MODELS * 2 + LORA_MODELS * GRID,
+        "engine": ENGINES,
     }
     assert counts["table1"] == 1
     print(f"paper dry run of results/table1.csv: {elapsed:.1f} s")
@@ -106,6 +111,7 @@ def test_all_plans_every_job_of_the_paper(tmp_path):
         "select_adapter": LORA_MODELS,
         "select_strategy_adapter": 2,  # Latest Only and Last-5 for Qwen3-4B (table 5)
         "evaluate": STUDENTS * MEMORIES + TEACHER_MEMORIES + K_ABLATION + DEV_EVALS + LORA_EVALS,
+        "engine": ENGINES,  # 16 engine start-ups for 188 evaluations (each started its own before)
     }
     assert all(counts.get(t) == 1 for t in TABLES), counts
     assert counts["all"] == 1
@@ -131,7 +137,7 @@ def done_paper(tmp_path_factory):
             path.mkdir(parents=True, exist_ok=True)
     touch = subprocess.run(
         [sys.executable, "-c", FAST_TOUCH, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--touch", "--forceall", "--cores", "1", "-q", "all", "--configfile", PAPER],
+         "--touch", "--forceall", "--cores", "4", "-q", "all", "--configfile", PAPER],
         cwd=workdir, capture_output=True, text=True, timeout=900)
     assert touch.returncode == 0, touch.stdout[-3000:] + touch.stderr[-3000:]
     counts, _ = plan("--configfile", PAPER, workdir=workdir)
@@ -150,6 +156,7 @@ def test_one_learning_rate_reruns_only_its_adapters(done_paper, tmp_path):
     assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {
         "train_lora": new_adapters, "select_adapter": LORA_MODELS, "select_strategy_adapter": 2,
         "evaluate": new_adapters + LORA_EVALS,
+        "engine": 2 * LORA_MODELS,  # each LoRA model's dev and test engines, for those evaluations only
     }
     assert {"table1", "table2", "table4", "table5", "table8"} <= set(counts)
     assert not {"table6", "table9"} & set(counts)  # teacher statistics, CD ablation: no adapters
@@ -162,7 +169,7 @@ def test_training_memory_settings_rerun_only_the_adapters(done_paper, tmp_path):
     counts, _ = plan(*changed, workdir=done_paper)
     assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {
         "train_lora": DEV_EVALS, "select_adapter": LORA_MODELS, "select_strategy_adapter": 2,
-        "evaluate": DEV_EVALS + LORA_EVALS,
+        "evaluate": DEV_EVALS + LORA_EVALS, "engine": 2 * LORA_MODELS,
     }
 
 
@@ -186,7 +193,7 @@ def test_k_reruns_only_the_retrieving_evaluations(done_paper, tmp_path):
     retrieving = STUDENTS * 4 + 2 - 2  # script/memp x self/cd; teacher own bank; minus figure 3's
     assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {
         "select_adapter": LORA_MODELS, "select_strategy_adapter": 2,
-        "evaluate": retrieving + DEV_EVALS + LORA_EVALS,
+        "evaluate": retrieving + DEV_EVALS + LORA_EVALS, "engine": ENGINES,
     }
     assert {"table1", "table3", "table9"} <= set(counts)  # table 3 reports k (a parameter)
     assert "table6" not in counts
@@ -199,8 +206,8 @@ def test_one_thinking_flag_reruns_only_that_students_jobs(done_paper, tmp_path):
     counts, _ = plan(*changed, workdir=done_paper)
     assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {
         "extract_memories": 1, "embed_memories": 1, "train_lora": GRID, "select_adapter": 1,
-        "evaluate": MEMORIES + GRID + MEMORIES,
+        "evaluate": MEMORIES + GRID + MEMORIES, "engine": 2,  # its test and dev engines
     }
-    jobs = planned_jobs(snakemake("-n", *changed, "-q", "reason", workdir=done_paper).stdout)
+    jobs = planned_jobs(snakemake("-n", "--cores", "4", *changed, "-q", "reason", workdir=done_paper).stdout)
     models = {wildcards.get("model") for rule, wildcards in jobs if rule in PIPELINE_RULES}
     assert models == {"qwen3-8b"}, models

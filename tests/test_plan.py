@@ -194,6 +194,45 @@ def test_cpu_learning_curve_config():
     assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT} and {evaluation(r[3])[3] for r in rows} == {"memp-cd-k3"}
 
 
+# ---- shared engines (evaluation.share_engine) ----
+
+
+def test_paper_engines(paper):
+    # 188 evaluations, 16 engines: every student and the teacher on the test split, the 4 LoRA
+    # models on dev (their grids' adapters are LoRAs loaded into the one engine)
+    assert len(paper.evaluations()) == 188
+    assert sum(paper.engine_startups().values()) == 16 and len(paper.engines()) == 16
+    assert paper.engine_startups()["qwen3-4b-instruct"] == 2  # 52 evaluations: dev and test
+    assert all(paper.shares_engine(m, a) for _, m, a, _ in paper.evaluations())
+    assert paper.engine_inputs("qwen3-8b", DEV_SPLIT, "full-r8-lr1e-05") == {
+        "engine": "results/engines/valid_seen/qwen3-8b.url"}
+    unshared = Plan({**paper.config, "evaluation": {**paper.config["evaluation"], "share_engine": False}})
+    assert sum(unshared.engine_startups().values()) == 188 and unshared.engines() == []
+    assert unshared.engine_inputs("qwen3-8b", TEST_SPLIT, "base") == {}
+
+
+def test_cpu_engines_stay_in_the_jobs():
+    # A vllm model without GPUs keeps the offline engine in each job, even with share_engine on
+    # (slower through a server on the CPU). With GPUs and merge_lora off, adapters share it too.
+    config = load("config/cpu.yaml")
+    config["evaluation"]["share_engine"] = True
+    cpu = Plan(config)
+    model = "smollm2-135m-instruct"
+    assert not cpu.shares_engine(model, "base") and not cpu.shares_engine("expert", "base")
+    assert cpu.engines() == [] and cpu.engine_startups() == {model: 8}  # 9 evaluations, the expert's needs none
+    config["models"][model]["gpus"] = 1
+    assert Plan(config).engine_startups() == {model: 1 + 3 + 2}  # base; adapter x 3 memories; 2 dev adapters
+    config["vllm"]["merge_lora"] = False
+    assert Plan(config).serves_adapters(model) and Plan(config).engine_startups() == {model: 2}  # test, dev
+
+
+def test_served_engines():
+    # config/cpu-served.yaml: the served teacher's evaluations share its `serve` command's server
+    served = Plan(load("config/cpu-served.yaml"))
+    assert served.engines() == ["results/engines/valid_unseen/smollm2-served.url"]
+    assert not served.shares_engine("smollm2-135m-instruct", "base")
+
+
 # ---- the package's imports ----
 
 

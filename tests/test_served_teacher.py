@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO, job_counts, snakemake
 from helpers_server import live_processes_in, wait_for
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,14 @@ def test_extraction_by_the_served_teacher_and_evaluation_with_its_bank(served_ru
     assert all(e["prompt_tokens"] > 0 and 0 < e["completion_tokens"] <= 16 * e["steps"] for e in episodes)
     prov = json.loads((work / EVAL / "provenance.json").read_text())
     assert prov["params"]["backend"] == "openai" and prov["params"]["path"] == "results/models/smollm2-135m-instruct"
-    assert (work / f"results/logs/{EVAL[len('results/'):]}.server.log").stat().st_size > 0
+    # evaluation.share_engine: the teacher's evaluations ran on the engine service, its serve command
+    # started once; the student (vllm, no GPU) kept the offline engine in its jobs
+    log = (work / f"results/logs/engines/valid_unseen/{TEACHER}.server.log").read_text()
+    assert sum(line.startswith("$ ") for line in log.splitlines()) == 1, log[:2000]
+    teacher = json.loads((work / EVAL / "episodes.jsonl.provenance.json").read_text())
+    assert teacher["model"]["engine"] == f"results/engines/valid_unseen/{TEACHER}.url", teacher["model"]
+    student = json.loads((work / STUDENT_EVAL / "episodes.jsonl.provenance.json").read_text())
+    assert student["model"]["engine"] == "own"
     # table 1 has the served teacher's row beside the student's
     table1 = (work / "results/table1.csv").read_text()
     assert TEACHER in table1 and STUDENT in table1
@@ -101,3 +108,15 @@ def test_key_reaches_the_server_and_no_file(served_run):
     assert files_containing(work / "results", "VLLM_API_KEY")  # (the search does find what is there)
     prov = json.loads((work / EVAL / "provenance.json").read_text())
     assert prov["params"]["api_key_env"] == "VLLM_API_KEY" and key not in json.dumps(prov)
+
+
+def test_a_finished_shared_engine_is_not_planned_again(served_run):
+    """Snakemake deletes a service's file when it ends; its evaluations read it as ancient input and
+    the Snakefile touches it, so a finished run plans nothing, and an evaluation that must run again
+    brings its engine with it. (That the other evaluations of an engine stay done: test_paper_dag.py.)"""
+    work = served_run.work
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    assert job_counts(snakemake("-n", "-c2", "--configfile", str(CONFIG), workdir=work, env=env).stdout) == {}
+    (work / EVAL / "summary.csv").unlink()
+    counts = job_counts(snakemake("-n", "-c2", "--configfile", str(CONFIG), workdir=work, env=env).stdout)
+    assert counts["evaluate"] == 1 and counts["engine"] == 1, counts
