@@ -123,7 +123,7 @@ def params_signature(params):
 
 POLICY_PARAMS["params_signature"] = params_signature(dict(POLICY_PARAMS))
 
-# What a shared engine (rule engine) is started from: the model, its serve command or vllm settings.
+# What a shared engine (the engine rule) starts from - the model, its serve command or vllm settings.
 ENGINE_PARAMS = {
     k: POLICY_PARAMS[k]
     for k in (
@@ -155,7 +155,7 @@ PYTHON = (
 
 
 def engine_settings(w):
-    """The engine's parameters as one JSON argument of its shell command (rule engine)."""
+    """The engine's parameters as one JSON argument of its shell command (the engine rule)."""
     values = {k: v for k, v in ENGINE_PARAMS.items() if k != "params_signature"}
     return json.dumps({k: v(w) if callable(v) else v for k, v in values.items()})
 
