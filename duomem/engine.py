@@ -23,7 +23,7 @@ from pathlib import Path
 from .io import write_text_atomic
 from .serving import ServeError, _answers, endpoint, serve
 
-# engine rule parameter -> `vllm serve` option (None: the option is a flag, given when true)
+# engine rule parameter -> `vllm serve` option with a value (flags: below)
 SERVER_OPTIONS = {
     "seed": "--seed",
     "tensor_parallel_size": "--tensor-parallel-size",
