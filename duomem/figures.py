@@ -147,22 +147,23 @@ def figure3_from_summaries(rows, csv_out, png_out, pdf_out):
 
 
 def learning_curve(data_csv, png_out, pdf_out):
-    """Dev success (%) vs training trajectories, one line per grid adapter, one panel per model, Wilson
-    95% bands; mean invalid steps on a second axis (learning the action format shows there first)."""
+    """Dev success (%) vs training trajectories, one line per grid adapter, one panel per (model,
+    memory configuration), Wilson 95% bands; mean invalid steps on a second axis (learning the action
+    format shows there first)."""
     df = pd.read_csv(data_csv)
-    models = list(dict.fromkeys(df["model"]))
-    fig, axes = _panels(len(models), width=5.6)
-    for ax, model in zip(axes, models):
-        twin = ax.twinx()
-        for label in dict.fromkeys(df[df["model"] == model]["adapter"]):
-            d = df[(df["model"] == model) & (df["adapter"] == label)].sort_values("trajectories")
+    panels = list(dict.fromkeys(zip(df["model"], df["memory"])))
+    fig, axes = _panels(len(panels), width=5.6, cols=2)
+    for ax, (model, memory) in zip(axes, panels):
+        twin, here = ax.twinx(), df[(df["model"] == model) & (df["memory"] == memory)]
+        for label in dict.fromkeys(here["adapter"]):
+            d = here[here["adapter"] == label].sort_values("trajectories")
             line, = ax.plot(d["trajectories"], d["success_pct"], "o-", label=f"{label}: success")
             ax.fill_between(d["trajectories"], d["ci_low_pct"], d["ci_high_pct"], color=line.get_color(), alpha=0.15)
             twin.plot(d["trajectories"], d["mean_invalid_steps"], "x--", color=line.get_color(), alpha=0.6,
                       label=f"{label}: invalid steps")
-        ax.set(title=model, xlabel="training trajectories", ylabel="dev success (%)", ylim=(0, 100))
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(set(df["trajectories"])), [str(n) for n in sorted(set(df["trajectories"]))])
+        ax.set(title=f"{model}, memory: {memory}", xlabel="training trajectories (0: the base model)",
+               ylabel="dev success (%)", ylim=(0, 100))
+        ax.set_xticks(sorted(set(here["trajectories"])), [str(n) for n in sorted(set(here["trajectories"]))])
         twin.set(ylabel="mean invalid steps", ylim=(0, None))
         lines = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()

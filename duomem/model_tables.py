@@ -67,20 +67,20 @@ def k_ablation(rows, csv_out):
 
 
 def learning_curve(rows, csv_out):
-    """The learning curve's data: [(model, grid label, trajectories, summary, adapter folder)] -> one
-    row per point (dev success with its Wilson interval, mean steps, mean invalid steps); trajectories
-    None is the whole adapter: the samples its train_summary.json counts."""
+    """The learning curve's data: [(model, grid label, trajectories, summary, adapter folder, memory)]
+    -> one row per point (dev success with its Wilson interval, mean steps, mean invalid steps);
+    trajectories 0 is the base model, None the whole adapter: the samples its train_summary.json counts."""
     import json
     from pathlib import Path
 
     out = []
-    for model, label, n, summary, folder in rows:
+    for model, label, n, summary, folder, memory in rows:
         if n is None:
             n = json.loads((Path(folder) / "train_summary.json").read_text())["samples"]
         s = overall(summary)
-        out.append({"model": model, "adapter": label, "trajectories": int(n), "n_tasks": int(s["n"]),
+        out.append({"model": model, "adapter": label, "memory": memory, "trajectories": int(n), "n_tasks": int(s["n"]),
                     "success_pct": s["success_pct"], "ci_low_pct": s["ci_low_pct"], "ci_high_pct": s["ci_high_pct"],
                     "mean_steps": s["mean_steps"], "mean_invalid_steps": s.get("mean_invalid_steps")})
-    df = pd.DataFrame(out).sort_values(["model", "adapter", "trajectories"], kind="stable")
+    df = pd.DataFrame(out).sort_values(["model", "adapter", "memory", "trajectories"], kind="stable")
     write_text_atomic(csv_out, df.to_csv(index=False))
     return df

@@ -211,19 +211,23 @@ class Plan:
         }
 
     def learning_curve_rows(self):
-        """(model, grid label, trajectories, dev summary, adapter folder) of each point of each
+        """(model, grid label, trajectories, dev summary, adapter folder, memory) of each point of each
         main-strategy grid adapter's learning curve (lora.curve), under the selection's memory
-        configuration; the last point is the adapter itself (its selection evaluation; trajectories
-        None: all it was trained on, which its folder's train_summary.json says)."""
+        configuration and under No Memory (the +LoRA column's: a small student trained without
+        memory in its prompt can do better without it). The first point is the base model
+        (0 trajectories: what the adapter adds to), the last the adapter itself (trajectories None:
+        all it was trained on, which its folder's train_summary.json says)."""
+        if not self.lora["curve"]:
+            return []
         rows = []
         for m in self.lora["models"]:
             for label in self.grid_labels(self.main_strategy):
                 folder = self.lora_dir(m, label)
-                for n in self.lora["curve"]:
-                    path = summary_path(DEV_SPLIT, m, curve_label(label, n), self.select_memory)
-                    rows.append((m, label, n, path, folder))
-                rows.append((m, label, None, summary_path(DEV_SPLIT, m, label, self.select_memory), folder))
-        return rows if self.lora["curve"] else []
+                for memory in dict.fromkeys((self.select_memory, "none")):
+                    points = [(0, "base")] + [(n, curve_label(label, n)) for n in self.lora["curve"]] + [(None, label)]
+                    rows += [(m, label, n, summary_path(DEV_SPLIT, m, adapter, memory), folder, memory)
+                             for n, adapter in points]
+        return rows
 
     # ---- what `rule all` asks for ----
 

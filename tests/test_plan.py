@@ -190,8 +190,10 @@ def test_served_teacher_with_the_expert_as_collector():
 def test_cpu_learning_curve_config():
     curve = Plan(load("config/cpu-curve.yaml"))
     rows = curve.learning_curve_rows()
-    assert [(r[1], r[2]) for r in rows] == [("full-r8-lr1e-03", n) for n in (15, 30, 60, None)]
-    assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT} and {evaluation(r[3])[3] for r in rows} == {"memp-cd-k3"}
+    points = [("full-r8-lr1e-03", n) for n in (0, 30, 60, 120, None)]
+    assert [(r[1], r[2]) for r in rows] == points + points  # under the selection's memory, then none
+    assert [evaluation(r[3])[3] for r in rows] == [r[5] for r in rows] == ["memp-cd-k3"] * 5 + ["none"] * 5
+    assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT} and evaluation(rows[0][3])[2] == "base"
 
 
 # ---- shared engines (evaluation.share_engine) ----

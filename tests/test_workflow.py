@@ -54,10 +54,13 @@ def test_smoke_run_end_to_end(smoke_run):
     assert len(_read(tmp_path / "results" / "table4.csv")) == 6
     assert [r["strategy"] for r in _read(tmp_path / "results" / "table5.csv")] == ["full", "last5"]
     assert "lora_params" in _read(tmp_path / "results" / "table2.csv")[0]
-    # The learning curve (lora.curve: [2]): each grid adapter after 2 of its 3 samples, then whole.
+    # The learning curve (lora.curve: [2]): the base model, each grid adapter after 2 of its 3 samples,
+    # then whole.
     curve = _read(tmp_path / "results" / "learning_curve.csv")
-    assert [(r["adapter"], int(r["trajectories"])) for r in curve] == [
-        ("full-r2-lr1e-02", 2), ("full-r2-lr1e-02", 3), ("full-r2-lr1e-03", 2), ("full-r2-lr1e-03", 3)]
+    assert [(r["adapter"], r["memory"], int(r["trajectories"])) for r in curve] == [
+        (label, memory, n) for label in ("full-r2-lr1e-02", "full-r2-lr1e-03") for memory in ("memp-cd-k2", "none")
+        for n in (0, 2, 3)]
+    assert curve[0]["success_pct"] == curve[6]["success_pct"]  # one base evaluation for both adapters
     assert all(int(r["n_tasks"]) == 6 and 0 <= float(r["ci_low_pct"]) <= float(r["ci_high_pct"]) for r in curve)
     assert (tmp_path / "results/lora/tiny-random/full/r2_lr1e-03/curve/n2/adapter_model.safetensors").exists()
     prov = json.loads((tmp_path / "results/eval/valid_seen/tiny-random/full-r2-lr1e-03-n2/memp-cd-k2/"
