@@ -73,9 +73,9 @@ def test_smoke_run_end_to_end(smoke_run):
     overlay.write_text("memory:\n  k: 1\n")
     counts = job_counts(snakemake("-n", "--configfile", config, str(overlay), workdir=tmp_path).stdout)
     # script/memp with the own bank (2; with the teacher's bank at k=1 they exist already: figure 3's
-    # k_ablation), the 4 dev evaluations under MemP+CD and the 2 learning-curve points (also under
-    # MemP+CD); their adapter choice may change, so the 8 evaluations that use a selected adapter
-    # follow. Base none/trajectory stay.
-    assert counts["evaluate"] == 2 + 4 + 2 + 8
+    # k_ablation), the 4 dev evaluations under MemP+CD, the 2 learning-curve points and its base
+    # model (also under MemP+CD); their adapter choice may change, so the 8 evaluations that use a
+    # selected adapter follow. Base none/trajectory and the curve under No Memory stay.
+    assert counts["evaluate"] == 2 + 4 + 2 + 1 + 8
     assert counts["select_adapter"] == 1 and "train_lora" not in counts
     assert not {"collect_trajectories", "extract_memories", "embed_memories", "manifest"} & set(counts)
