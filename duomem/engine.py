@@ -30,6 +30,7 @@ SERVER_OPTIONS = {
     "max_model_len": "--max-model-len",
     "gpu_memory_utilization": "--gpu-memory-utilization",
     "vllm_dtype": "--dtype",
+    "block_size": "--block-size",
 }
 
 

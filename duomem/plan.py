@@ -212,18 +212,20 @@ class Plan:
 
     def learning_curve_rows(self):
         """(model, grid label, trajectories, dev summary, adapter folder, memory) of each point of each
-        main-strategy grid adapter's learning curve (lora.curve), under the selection's memory
-        configuration and under No Memory (the +LoRA column's: a small student trained without
-        memory in its prompt can do better without it). The first point is the base model
+        main-strategy grid adapter's learning curve (lora.curve), under each of lora.curve_memories:
+        the selection's memory configuration and/or No Memory (the +LoRA column's: a small student
+        trained without memory in its prompt can do better without it). The first point is the base model
         (0 trajectories: what the adapter adds to), the last the adapter itself (trajectories None:
         all it was trained on, which its folder's train_summary.json says)."""
         if not self.lora["curve"]:
             return []
+        names = self.lora.get("curve_memories", ["selection", "none"])
+        memories = dict.fromkeys(self.select_memory if name == "selection" else name for name in names)
         rows = []
         for m in self.lora["models"]:
             for label in self.grid_labels(self.main_strategy):
                 folder = self.lora_dir(m, label)
-                for memory in dict.fromkeys((self.select_memory, "none")):
+                for memory in memories:
                     points = [(0, "base")] + [(n, curve_label(label, n)) for n in self.lora["curve"]] + [(None, label)]
                     rows += [(m, label, n, summary_path(DEV_SPLIT, m, adapter, memory), folder, memory)
                              for n, adapter in points]

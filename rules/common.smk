@@ -53,7 +53,7 @@ def vllm_value(key):
             return None
         if key == "tensor_parallel_size" and key not in m and "gpus" in m:
             return max(1, m["gpus"])
-        return m.get(key, config["vllm"][key])
+        return m.get(key, config["vllm"].get(key))
 
     return value
 
@@ -87,6 +87,7 @@ POLICY_PARAMS = dict(
     enable_prefix_caching=vllm_value("enable_prefix_caching"),
     vllm_dtype=vllm_value("dtype"),
     enforce_eager=vllm_value("enforce_eager"),
+    block_size=vllm_value("block_size"),
     merge_lora=vllm_value("merge_lora"),
 )
 
@@ -141,6 +142,7 @@ ENGINE_PARAMS = {
         "enable_prefix_caching",
         "vllm_dtype",
         "enforce_eager",
+        "block_size",
     )
 }
 ENGINE_PARAMS["adapters"] = lambda w: PLAN.serves_adapters(w.model)

@@ -14,7 +14,7 @@ from duomem.serving import ServeError
 
 VLLM = {"backend": "vllm", "path": "results/models/m", "serve": "", "seed": 3, "tensor_parallel_size": 2,
         "max_model_len": 4096, "gpu_memory_utilization": 0.8, "max_lora_rank": 32, "max_loras": 4,
-        "enable_prefix_caching": False, "vllm_dtype": "bfloat16", "enforce_eager": True, "adapters": True,
+        "enable_prefix_caching": False, "vllm_dtype": "bfloat16", "enforce_eager": True, "block_size": 32, "adapters": True,
         "api_key_env": "OPENAI_API_KEY"}
 
 
@@ -27,12 +27,14 @@ def test_the_server_command_carries_the_models_vllm_settings():
     assert options["--host"] == "127.0.0.1" and options["--seed"] == "3"
     assert options["--tensor-parallel-size"] == "2" and options["--max-model-len"] == "4096"
     assert options["--dtype"] == "bfloat16" and options["--gpu-memory-utilization"] == "0.8"
+    assert options["--block-size"] == "32"
     assert {"--enforce-eager", "--no-enable-prefix-caching", "--enable-lora"} <= set(argv)
     assert argv[argv.index("--max-lora-rank") + 1] == "32" and argv[argv.index("--max-loras") + 1] == "4"
     # adapters are loaded by the evaluations; vLLM's own key variable is not this model's
     assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and env["VLLM_API_KEY"] is None
-    base_only, env = engine_command({**VLLM, "adapters": False, "enable_prefix_caching": True})
+    base_only, env = engine_command({**VLLM, "adapters": False, "enable_prefix_caching": True, "block_size": None})
     assert "--enable-lora" not in base_only and "--enable-prefix-caching" in base_only
+    assert "--block-size" not in base_only  # unset: vLLM's own default
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in env
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from duomem.config_check import ConfigError
-from duomem.lora import adapter_dir, encode_sft, lr_label, target_modules, train_lora
+from duomem.lora import adapter_dir, encode_sft, lr_label, target_modules, train_lora, trained_positions_loss
 from duomem.sft import IGNORE_INDEX, build_sft_dataset, read_sft
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -56,11 +56,16 @@ def test_output_folder(trained):
 def test_gradient_checkpointing_and_bf16_reach_the_trainer(tiny_model_dir, sft_file, trained, tmp_path):
     """The paper config's GPU settings (issue 14 item 4), here on the CPU: bf16 autocast and
     recomputed activations train the same adapter shape; "auto" turns both off without a GPU."""
+    import torch
+
     _, plain = trained
     assert plain["mixed_precision"] == "no" and plain["gradient_checkpointing"] is False  # auto, no GPU
     summary = train_lora(tiny_model_dir, sft_file, tmp_path / "a", **{**FAST, "gradient_checkpointing": True,
                                                                       "bf16": True})
     assert summary["mixed_precision"] == "bf16" and summary["gradient_checkpointing"] is True
+    assert (plain["dtype"], summary["dtype"]) == ("float32", "bfloat16")  # bf16 base weights, fp32 adapter
+    from safetensors.torch import load_file
+    assert {t.dtype for t in load_file(tmp_path / "a" / "adapter_model.safetensors").values()} == {torch.float32}
     assert summary["steps"] == plain["steps"] and all(0 < e["loss"] < 20 for e in
                                                       json.loads((tmp_path / "a" / "trainer_log.json").read_text())["loss_curve"])
     with pytest.raises(ConfigError, match="bf16 must be auto, true or false"):
@@ -155,6 +160,29 @@ def test_labels_only_on_assistant_tokens(tiny_model_dir, sft_file):
     # too short for any sample's target: cut on the right, then dropped
     short, counts = encode_sft(tok, records, max_length=50)
     assert short == [] and counts["samples_dropped"] == counts["samples_truncated"] == 9
+
+
+def test_trained_positions_loss_is_the_models_own_loss(tiny_model_dir, sft_file):
+    # Logits only where a trained token is predicted: the same loss (and gradient) as the model's
+    # loss over all positions, for a padded batch, with and without the Trainer's token count.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples, _ = encode_sft(tok, read_sft(sft_file)[:3], max_length=4096)
+    batch = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE_INDEX)(examples)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    own = model(**batch).loss
+    (own_grad,) = torch.autograd.grad(own, model.lm_head.weight)
+    loss, outputs = trained_positions_loss(model, batch)
+    (grad,) = torch.autograd.grad(loss, model.lm_head.weight)
+    trained = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert torch.allclose(loss, own, atol=1e-5) and torch.allclose(grad, own_grad, atol=1e-6)
+    # fewer rows than positions went through the vocabulary projection
+    assert outputs.logits.shape[1] < batch["input_ids"].shape[1]
+    summed, _ = trained_positions_loss(model, batch, num_items_in_batch=2 * trained)
+    assert torch.allclose(summed, own / 2, atol=1e-5)
+    assert "labels" in batch  # the caller's inputs are left as they were
 
 
 def test_resume_after_kill(tiny_model_dir, sft_file, tmp_path):

@@ -153,7 +153,7 @@ def test_cpu_default(cpu):
         summary_path(TEST_SPLIT, "expert")]
     assert cpu.lora_eval_targets() == [summary_path(TEST_SPLIT, student, "lora", m)
                                        for m in ("none", "memp-self-k3", "memp-cd-k3")]
-    assert cpu.grid_labels("full") == ["full-r8-lr2e-04", "full-r8-lr1e-03"]
+    assert cpu.grid_labels("full") == ["full-r8-lr1e-03"]  # one adapter: the 60-minute budget has no room for two
     assert cpu.learning_curve_rows() == []  # lora.curve is empty here (the smoke config has one)
     assert cpu.memory_banks() == ["expert", student]
     assert cpu.model_input(student) == ["results/models/smollm2-135m-instruct"]
@@ -194,6 +194,12 @@ def test_cpu_learning_curve_config():
     assert [(r[1], r[2]) for r in rows] == points + points  # under the selection's memory, then none
     assert [evaluation(r[3])[3] for r in rows] == [r[5] for r in rows] == ["memp-cd-k3"] * 5 + ["none"] * 5
     assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT} and evaluation(rows[0][3])[2] == "base"
+    # lora.curve_memories narrows it: No Memory only, and the selection still evaluates its adapter
+    lora = {**curve.config["lora"], "curve_memories": ["none"]}
+    narrow = Plan({**curve.config, "lora": lora})
+    assert narrow.learning_curve_rows() == rows[5:]
+    assert summary_path(DEV_SPLIT, "smollm2-135m-instruct", "full-r8-lr1e-03", "memp-cd-k3") in [
+        summary_path(*e) for e in narrow.evaluations()]
 
 
 # ---- shared engines (evaluation.share_engine) ----
@@ -221,9 +227,9 @@ def test_cpu_engines_stay_in_the_jobs():
     cpu = Plan(config)
     model = "smollm2-135m-instruct"
     assert not cpu.shares_engine(model, "base") and not cpu.shares_engine("expert", "base")
-    assert cpu.engines() == [] and cpu.engine_startups() == {model: 8}  # 9 evaluations, the expert's needs none
+    assert cpu.engines() == [] and cpu.engine_startups() == {model: 7}  # 8 evaluations, the expert's needs none
     config["models"][model]["gpus"] = 1
-    assert Plan(config).engine_startups() == {model: 1 + 3 + 2}  # base; adapter x 3 memories; 2 dev adapters
+    assert Plan(config).engine_startups() == {model: 1 + 3 + 1}  # base; adapter x 3 memories; the dev adapter
     config["vllm"]["merge_lora"] = False
     assert Plan(config).serves_adapters(model) and Plan(config).engine_startups() == {model: 2}  # test, dev
 

@@ -53,7 +53,7 @@ def rule_params(**over):
     p = dict(backend="vllm", path="Qwen/Qwen3-8B", base_url="", served_name="", api_key_env="OPENAI_API_KEY",
              concurrency=8, thinking=None, temperature=0.0, batch_size=16, seed=0, max_new_tokens=64,
              tensor_parallel_size=2, max_model_len=16384, gpu_memory_utilization=0.85, max_lora_rank=32,
-             max_loras=4, enable_prefix_caching=True, vllm_dtype="bfloat16", enforce_eager=False)
+             max_loras=4, enable_prefix_caching=True, vllm_dtype="bfloat16", enforce_eager=False, block_size=None)
     p.update(over)
     return p
 
@@ -140,11 +140,13 @@ def test_every_engine_argument_is_accepted_by_vllm(tmp_path):
 
     fields = {f.name for f in dataclasses.fields(EngineArgs)}
     assert set(ENGINE_PARAMS.values()) <= fields
-    for params, lora in ((rule_params(), False), (rule_params(max_model_len=None, vllm_dtype="auto"), True)):
+    for params, lora in ((rule_params(), False),
+                         (rule_params(max_model_len=None, vllm_dtype="auto", block_size=32), True)):
         kwargs = engine_args(params["path"], seed=params["seed"], enable_lora=lora, **engine_settings(params))
         assert set(kwargs) <= fields, set(kwargs) - fields
         args = EngineArgs(**kwargs)
         assert (args.tensor_parallel_size, args.enable_lora, args.enable_prefix_caching) == (2, lora, True)
+        assert args.block_size == params["block_size"]
         if lora:
             assert (args.max_lora_rank, args.max_loras) == (32, 4)
     with pytest.raises(TypeError):  # the check can fail

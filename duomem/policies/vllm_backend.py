@@ -37,6 +37,7 @@ ENGINE_PARAMS = {
     "enable_prefix_caching": "enable_prefix_caching",
     "vllm_dtype": "dtype",
     "enforce_eager": "enforce_eager",
+    "block_size": "block_size",
 }
 
 
