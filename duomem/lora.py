@@ -47,12 +47,27 @@ def target_modules(config, modules="attention"):
                       f"known: {', '.join(TEXT_FAMILIES + MULTIMODAL_FAMILIES)}")
 
 
-def lora_config(model_config, rank, alpha=None, dropout=0.05, modules="attention"):
+def adapted_layers(model_config, top_layers=None):
+    """peft `layers_to_transform`: None (every layer) or the indices of the top `top_layers` decoder
+    layers. Adapting only the upper layers stops the backward pass there: the lower layers run
+    forward only, which is what makes CPU training cheaper (README, "Training speed")."""
+    if top_layers is None:
+        return None
+    n = getattr(model_config, "num_hidden_layers", None)
+    if not isinstance(n, int):
+        raise ConfigError("lora.top_layers needs the model's num_hidden_layers in its config")
+    if not (isinstance(top_layers, int) and 0 < top_layers <= n):
+        raise ConfigError(f"lora.top_layers must be between 1 and the model's {n} layers, got {top_layers!r}")
+    return list(range(n - top_layers, n))
+
+
+def lora_config(model_config, rank, alpha=None, dropout=0.05, modules="attention", top_layers=None):
     from peft import LoraConfig
 
     alpha = 2 * rank if alpha is None else alpha  # paper §4: alpha / r = 2
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
-                      target_modules=target_modules(model_config, modules))
+                      target_modules=target_modules(model_config, modules),
+                      layers_to_transform=adapted_layers(model_config, top_layers))
 
 
 def lr_label(lr):
@@ -178,7 +193,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
                logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
                gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, curve=(), callbacks=(),
-               progress=True):
+               progress=True, top_layers=None):
     """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
     adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary.
     `curve` (sample counts below the number of samples): the adapter after the first N samples of the
@@ -225,7 +240,8 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                 "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
                 "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": checkpointing,
-                "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {}), "curve": curve}
+                "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {}), "curve": curve,
+                "top_layers": top_layers}
     # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
     fingerprint = work / "settings.json"
     if work.exists() and (not fingerprint.exists() or json.loads(fingerprint.read_text()) != settings):
@@ -255,7 +271,8 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=weights)
     model.config.use_cache = False
     targets = target_modules(model.config, modules)
-    model = get_peft_model(model, lora_config(model.config, rank, alpha, dropout, modules))
+    layers = adapted_layers(model.config, top_layers)
+    model = get_peft_model(model, lora_config(model.config, rank, alpha, dropout, modules, top_layers))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
@@ -292,7 +309,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         model=str(model_dir), sft=str(sft_path), rank=rank, alpha=alpha, lr=lr, lr_label=lr_label(lr),
         dropout=dropout, modules=modules, epochs=epochs, seed=seed, batch_size=batch_size, grad_accum=grad_accum,
         effective_batch=batch_size * grad_accum, max_length=max_length, max_samples=max_samples,
-        target_modules=targets, trainable_params=trainable, total_params=total,
+        target_modules=targets, top_layers=top_layers, adapted_layers=layers, trainable_params=trainable, total_params=total,
         trainable_pct=round(100 * trainable / total, 4), **counts, steps=trainer.state.global_step,
         resumed_from_step=resumed_step, seconds=round(seconds, 2),
         final_loss=losses[-1]["loss"] if losses else None, train_loss=result.training_loss,

@@ -33,6 +33,8 @@ TRAIN_PARAMS = dict(
     checkpoint_steps=config["lora"]["checkpoint_steps"],
     logging_steps=config["lora"]["logging_steps"],
     modules=config["lora"]["modules"],
+    dropout=config["lora"]["dropout"],
+    top_layers=config["lora"]["top_layers"],
     scheduler=config["lora"]["scheduler"],
     curve=config["lora"]["curve"],
 )
