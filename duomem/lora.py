@@ -217,6 +217,10 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int(name, value)
     if max_samples is not None:
         _positive_int("max_samples", max_samples)
+    if top_layers is not None:
+        _positive_int("top_layers", top_layers)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
     curve = sorted({_positive_int("curve point", n) for n in curve})
     for name, value in (("gradient_checkpointing", gradient_checkpointing), ("bf16", bf16)):
         if value not in ("auto", True, False):

@@ -47,6 +47,8 @@ BAD = [
     ("expert-gets-no-adapter", "lora:\n  models: [expert]\n", "lora.models", "tiny-random"),
     ("unknown-strategy", "lora:\n  strategy: everything\n", "lora.strategy", "full, latest, last5"),
     ("negative-seed", "seed: -1\n", "seed", "an integer >= 0"),
+    ("top-layers-0", "lora:\n  top_layers: 0\n", "lora.top_layers", "an integer >= 1"),
+    ("dropout-above-0.9", "lora:\n  dropout: 1.5\n", "lora.dropout", "0.9"),
 ]
 
 # PyYAML keeps the last of two equal keys without a word: a whole file with the model defined twice.

@@ -116,6 +116,25 @@ def test_trainable_parameters_match_the_lora_formula(trained, tiny_model_dir, sf
     assert mlp["trainable_params"] == analytic_count(c, 4, mlp=True)
 
 
+def test_top_layers_adapts_only_the_upper_layers(tiny_model_dir, sft_file, tmp_path):
+    """lora.top_layers: LoRA on the top N decoder layers only (the lower ones then run forward only);
+    lora.dropout 0 reaches peft. Too many layers is refused naming the model's count."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(tiny_model_dir)
+    top = c.num_hidden_layers - 1
+    s = train_lora(tiny_model_dir, sft_file, tmp_path / "top", **dict(FAST, max_samples=2, top_layers=1, dropout=0.0))
+    assert s["adapted_layers"] == [top] and s["top_layers"] == 1
+    assert s["trainable_params"] == analytic_count(c, 4, mlp=False) // c.num_hidden_layers
+    keys = load_file(tmp_path / "top" / "adapter_model.safetensors")
+    assert keys and all(f"layers.{top}." in k for k in keys)
+    config = json.loads((tmp_path / "top" / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == [top] and config["lora_dropout"] == 0.0
+    with pytest.raises(ConfigError, match=f"between 1 and the model's {c.num_hidden_layers} layers"):
+        train_lora(tiny_model_dir, sft_file, tmp_path / "too-many", **dict(FAST, top_layers=c.num_hidden_layers + 1))
+
+
 def test_qwen3_4b_rank8_has_the_papers_5_9m_parameters():
     """§5.2: "Qwen3-4B-Instruct with rank r=8 adds 5.9M parameters (<0.15% of the 4B backbone)"."""
     import torch
@@ -238,7 +257,8 @@ def test_checkpoints_of_other_settings_are_not_resumed(tiny_model_dir, sft_file,
     (dict(rank=0), "rank"), (dict(rank=-2), "rank"), (dict(rank=2.5), "rank"),
     (dict(lr=0), "lr"), (dict(lr=-1e-5), "lr"), (dict(lr="fast"), "lr"), (dict(lr=float("nan")), "lr"),
     (dict(alpha=0), "alpha"), (dict(batch_size=0), "batch_size"), (dict(max_samples=0), "max_samples"),
-    (dict(modules="all"), "modules"),
+    (dict(modules="all"), "modules"), (dict(top_layers=0), "top_layers"), (dict(dropout=1.0), "dropout"),
+    (dict(dropout=-0.1), "dropout"),
 ])
 def test_bad_arguments(tmp_path, bad, name):
     args = dict(FAST, **bad)
