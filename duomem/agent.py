@@ -59,6 +59,8 @@ class Episode:
                 "admissible": action in self.info.get("admissible", ())}
         if getattr(completion, "thinking", ""):
             turn["thinking"] = completion.thinking
+        if getattr(completion, "injected", False):
+            turn["injected"] = True
         self.turns.append(turn)
         return action
 
@@ -78,6 +80,7 @@ class Episode:
             "actions": [t["action"] for t in self.turns],
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "first_observation": self.first_observation, "turns": self.turns,
+            "injected_steps": [i for i, t in enumerate(self.turns, 1) if t.get("injected")],
             **self.task.get("meta", {}),
         }
 

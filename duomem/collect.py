@@ -67,16 +67,25 @@ def collection_stats(tries, n_tasks, attempts, retries, duplicates=0):
         "solved_at_try": by_try, "cumulative_success_pct": cumulative,
         "tasks_with_a_success": len(solved_tasks),
         "mean_steps_successful": round(mean(r["steps"] for r in wins), 2) if wins else float("nan"),
+        "injected_mistakes_in_wins": sum(len(r.get("injected_steps", [])) for r in wins),
     }
 
 
 def collect(manifest, trajectories_out, stats_out, make_policy, *, attempts, retries, max_steps, seed=0,
             temperature=0.0, greedy_first=True, num_envs=4, alfworld_data="", run_params=None, expert=False,
-            progress=True):
+            mistake_rate=0.0, progress=True):
+    """`mistake_rate` > 0 puts a mistake in the teacher's place at that rate per step
+    (duomem.policies.perturbed; the CPU default's addition, 0 in the paper's protocol)."""
     root = find_data_root(alfworld_data)
     tasks = read_jsonl(manifest)
     params = {"kind": "teacher-collection", "attempts": attempts, "retries": retries, "max_steps": max_steps,
-              "seed": seed, "temperature": temperature, "greedy_first": greedy_first, **(run_params or {})}
+              "seed": seed, "temperature": temperature, "greedy_first": greedy_first,
+              "mistake_rate": mistake_rate, **(run_params or {})}
+    if mistake_rate:
+        from .policies.perturbed import PerturbedPolicy
+
+        make_teacher = make_policy
+        make_policy = lambda: PerturbedPolicy(make_teacher(), mistake_rate, seed)  # noqa: E731
     log_path = partial_log_path(trajectories_out)
     policy = None
     with EpisodeLog(log_path, fingerprint(params)) as log:
@@ -116,7 +125,7 @@ def collect(manifest, trajectories_out, stats_out, make_policy, *, attempts, ret
         "trajectory_id": f"{r['base_task_id']}#a{r['attempt']}", "task_id": r["base_task_id"],
         "task_type": r["task_type"], "task": r["task"], "game": r["game"], "attempt": r["attempt"],
         "try": r["try"], "sampling": r.get("sampling"), "steps": r["steps"], "seconds": r["seconds"],
-        "actions": r["actions"],
+        "actions": r["actions"], "injected_steps": r.get("injected_steps", []),
         "messages": trajectory_messages(r),
     } for r in wins]
     stats = collection_stats(tries, len(tasks), attempts, retries, duplicates)

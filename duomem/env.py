@@ -36,6 +36,18 @@ def task_params_from_folder(game_file):
             "parent_target": "" if lit else recep, "toggle_target": recep if lit else ""}
 
 
+class _IgnoresFailedCommands:
+    """Mixed into the handcoded expert's task policy: a command answered "Nothing happens." changed
+    nothing, but alfworld's state tracking would still take a failed `go to X` as being at X. The
+    expert's own commands are always admissible, so this matters only for the mistakes injected
+    into teacher collection (duomem.policies.perturbed), after which the expert must recover."""
+
+    def update_state_tracking(self, game_state, last_action):
+        if NOTHING_HAPPENS.rstrip(".") in game_state["feedback"]:
+            return
+        super().update_state_tracking(game_state, last_action)
+
+
 def _expert_wrapper():
     from alfworld.agents.environment.alfred_tw_env import AlfredExpert
     from alfworld.agents.expert import HandCodedTWAgent
@@ -45,7 +57,9 @@ def _expert_wrapper():
         def reset(self, game="INVALID"):
             params = task_params_from_folder(game)
             self.task_params = {k: v.lower() if v in constants.OBJECTS else v for k, v in params.items()}
-            self.policy = self.get_task_policy(self.task_params)(self.task_params, max_steps=self.max_steps)
+            policy_class = self.get_task_policy(self.task_params)
+            robust = type(policy_class.__name__, (_IgnoresFailedCommands, policy_class), {})
+            self.policy = robust(self.task_params, max_steps=self.max_steps)
 
     class FolderAlfredExpert(AlfredExpert):
         def load(self, gamefile):

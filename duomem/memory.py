@@ -51,7 +51,8 @@ def clean_script(text, max_words=120):
 def keystep_script(trajectory):
     """The expert's trajectory reduced to what solved it: the search is one phrase, then every
     action from the first `take` on, with instance numbers dropped so it transfers to other rooms."""
-    actions = trajectory["actions"]
+    skip = set(trajectory.get("injected_steps") or ())  # injected mistakes are no part of the solution
+    actions = [a for i, a in enumerate(trajectory["actions"], 1) if i not in skip]
     first_take = next((i for i, a in enumerate(actions) if a.startswith("take ")), len(actions))
     key = []
     for a in actions[first_take:]:

@@ -66,12 +66,15 @@ def trajectory_samples(record, strategy, reference=None, where="trajectory"):
     check_strategy(strategy)
     first, turns = _episode(record, where)
     init = initial_conversation(first, reference)
+    untrained = set(record.get("injected_steps") or ())  # mistakes put in the teacher's place: context only
     if STRATEGIES[strategy] is None:
         messages = init + turns
-        return [{"step": None, "messages": messages,
-                 "train_on": [i for i in range(len(init), len(messages)) if messages[i]["role"] == "assistant"]}]
+        train_on = [i for i in range(len(init), len(messages), 2) if (i - len(init)) // 2 + 1 not in untrained]
+        return [{"step": None, "messages": messages, "train_on": train_on}] if train_on else []
     window, samples = STRATEGIES[strategy], []
     for k in range(0, len(turns), 2):  # turns[k] is the assistant turn of step k // 2 + 1
+        if k // 2 + 1 in untrained:
+            continue
         history = turns[max(0, k - 2 * window):k]  # the last `window` (action, observation) pairs
         messages = init + history + [turns[k]]
         samples.append({"step": k // 2 + 1, "messages": messages, "train_on": [len(messages) - 1]})

@@ -24,6 +24,7 @@ rule collect_trajectories:
         retries=config["teacher_collection"]["retries"],
         collect_temperature=config["teacher_collection"]["temperature"],
         greedy_first=config["teacher_collection"]["greedy_first"],
+        mistake_rate=config["teacher_collection"]["mistake_rate"],
         num_envs=config["generation"]["num_envs"],
         max_steps=config["teacher_collection"]["max_steps"] or config["max_steps"],
         alfworld_data=config["alfworld_data"],

@@ -12,7 +12,7 @@ def main(sm):
                 retries=p["retries"], max_steps=p["max_steps"], seed=p["seed"],
                 temperature=p["collect_temperature"], greedy_first=p["greedy_first"], num_envs=p["num_envs"],
                 alfworld_data=p["alfworld_data"], run_params={"model": sm.wildcards.model, **result_params(p)},
-                expert=p["backend"] == "expert")
+                expert=p["backend"] == "expert", mistake_rate=p["mistake_rate"])
 
 
 # Guarded: environment workers are spawned processes that re-import this file.

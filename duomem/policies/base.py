@@ -29,6 +29,7 @@ class Completion:
     completion_tokens: int = 0
     thinking: str = ""
     cached_tokens: int = 0
+    injected: bool = False  # a mistake put in the teacher's place (duomem.policies.perturbed): no loss on it
 
 
 class Policy:

@@ -8,6 +8,7 @@ episode, which makes runs repeat exactly.
 
 import re
 
+from ..env import NOTHING_HAPPENS
 from ..prompts import format_turn
 from .base import Completion, Policy
 
@@ -44,8 +45,12 @@ class ExpertPolicy(Policy):
         if infos is None or len(infos) != len(conversations):
             raise ValueError("the expert policy needs the environment infos of every episode")
         out = []
-        for info in infos:
+        for conversation, info in zip(conversations, infos):
             plan = info.get("expert_plan") or []
             action = plan[0] if plan else "look"
-            out.append(Completion(format_turn(expert_thought(action), action)))
+            thought = expert_thought(action)
+            if conversation and conversation[-1]["content"].strip() == NOTHING_HAPPENS:
+                # only after an injected mistake (duomem.policies.perturbed): say what went wrong
+                thought = f"That command did not work. {thought}"
+            out.append(Completion(format_turn(thought, action)))
         return out
