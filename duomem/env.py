@@ -36,19 +36,55 @@ def task_params_from_folder(game_file):
             "parent_target": "" if lit else recep, "toggle_target": recep if lit else ""}
 
 
-class _IgnoresFailedCommands:
-    """Mixed into the handcoded expert's task policy: a command answered "Nothing happens." changed
-    nothing, but alfworld's state tracking would still take a failed `go to X` as being at X. The
-    expert's own commands are always admissible, so this matters only for the mistakes injected
-    into teacher collection (duomem.policies.perturbed), after which the expert must recover."""
+EXPERT_SEARCHES = ("alfworld", "descending")
+
+
+def _instances_ascending(receptacles):
+    """{name: class} in the room's order of classes, each class's instances by ascending number."""
+    classes = list(dict.fromkeys(receptacles.values()))
+    number = lambda name: int(name.split()[-1]) if name.split()[-1].isdigit() else 0  # noqa: E731
+    return {n: cls for cls in classes for n in sorted((n for n, c in receptacles.items() if c == cls), key=number)}
+
+
+class _ExpertTweaks:
+    """Mixed into the handcoded expert's task policy.
+
+    A command answered "Nothing happens." changed nothing, but alfworld's state tracking would
+    still take a failed `go to X` as being at X. The expert's own commands are always admissible,
+    so this matters only after the mistakes injected into teacher collection
+    (duomem.policies.perturbed), from which the expert must recover.
+
+    `search = "descending"` (the CPU default's addition, `models.<expert>.search`): the expert
+    checks the instances of a receptacle class from the highest number down to 1, and `go to` a
+    class means its instance 1. alfworld's expert searches the same receptacles in the same class
+    order, but counts instances up ("shelf 1, shelf 2, ..."), so when to stop depends on the room's
+    highest number; counting down always ends at 1, which every room has."""
+
+    search = "alfworld"
 
     def update_state_tracking(self, game_state, last_action):
         if NOTHING_HAPPENS.rstrip(".") in game_state["feedback"]:
             return
         super().update_state_tracking(game_state, last_action)
 
+    def observe(self, obs):
+        super().observe(obs)
+        if self.search == "descending" and "Welcome" in obs:
+            # the expert checks receptacles popping from the end of a list in this order
+            self.receptacles = _instances_ascending(self.receptacles)
 
-def _expert_wrapper():
+
+def expert_mode(backend, search=None):
+    """The environment's `expert` argument for a policy backend: the expert's search order, or
+    False (no expert plan computed) for a model."""
+    if backend != "expert":
+        return False
+    if (search or "alfworld") not in EXPERT_SEARCHES:
+        raise ValueError(f"unknown expert search {search!r}; allowed: {', '.join(EXPERT_SEARCHES)}")
+    return search or "alfworld"
+
+
+def _expert_wrapper(search="alfworld"):
     from alfworld.agents.environment.alfred_tw_env import AlfredExpert
     from alfworld.agents.expert import HandCodedTWAgent
     from alfworld.gen import constants
@@ -58,7 +94,7 @@ def _expert_wrapper():
             params = task_params_from_folder(game)
             self.task_params = {k: v.lower() if v in constants.OBJECTS else v for k, v in params.items()}
             policy_class = self.get_task_policy(self.task_params)
-            robust = type(policy_class.__name__, (_IgnoresFailedCommands, policy_class), {})
+            robust = type(policy_class.__name__, (_ExpertTweaks, policy_class), {"search": search})
             self.policy = robust(self.task_params, max_steps=self.max_steps)
 
     class FolderAlfredExpert(AlfredExpert):
@@ -117,7 +153,7 @@ def make_game_env(game_file, max_steps, expert):
     infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=extras)
     wrappers = [AlfredDemangler(shuffle=False), AlfredInfos]
     if expert:
-        wrappers.append(_expert_wrapper())
+        wrappers.append(_expert_wrapper("alfworld" if expert is True else expert))
     env_id = textworld.gym.register_game(
         str(game_file), infos, batch_size=1, asynchronous=False,
         max_episode_steps=max_steps + 1,  # our own counter ends the episode; keep textworld out of the way

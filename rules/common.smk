@@ -76,6 +76,7 @@ POLICY_PARAMS = dict(
     serve=model_value("serve", ""),
     serve_timeout=model_value("serve_timeout", 1800),
     thinking=model_value("thinking"),
+    expert_search=model_value("search"),
     temperature=config["generation"]["temperature"],
     batch_size=config["generation"]["batch_size"],
     seed=config["seed"],

@@ -1,5 +1,6 @@
 from duomem.cli import run
 from duomem.collect import collect
+from duomem.env import expert_mode
 from duomem.policies import policy_from_params
 from duomem.serving import endpoint, result_params
 
@@ -12,7 +13,7 @@ def main(sm):
                 retries=p["retries"], max_steps=p["max_steps"], seed=p["seed"],
                 temperature=p["collect_temperature"], greedy_first=p["greedy_first"], num_envs=p["num_envs"],
                 alfworld_data=p["alfworld_data"], run_params={"model": sm.wildcards.model, **result_params(p)},
-                expert=p["backend"] == "expert", mistake_rate=p["mistake_rate"])
+                expert=expert_mode(p["backend"], p["expert_search"]), mistake_rate=p["mistake_rate"])
 
 
 # Guarded: environment workers are spawned processes that re-import this file.

@@ -1,5 +1,6 @@
 from duomem.cli import run
 from duomem.engine import policy_params
+from duomem.env import expert_mode
 from duomem.evaluate import evaluate_with_memory
 from duomem.policies import policy_from_params
 from duomem.selection import curve_adapter, selected_adapter
@@ -25,7 +26,7 @@ def main(sm):
             num_envs=p["num_envs"], alfworld_data=p["alfworld_data"],
             run_params={"model": sm.wildcards.model, "adapter": sm.wildcards.adapter, "adapter_path": adapter,
                         "memory": sm.wildcards.memory, **result_params(p)},
-            expert=p["backend"] == "expert")
+            expert=expert_mode(p["backend"], p["expert_search"]))
     # the selection file names the adapter: its folder and checksum go into the job's provenance
     # and the shared engine, when one played
     return {"provenance": {"model": {"adapter_path": adapter, "adapter_name": adapter_name,

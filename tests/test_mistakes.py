@@ -115,3 +115,33 @@ def test_expert_recovers_from_injected_mistakes_on_real_games(tmp_path, data_roo
     collect(manifest, again, tmp_path / "s2.json", ExpertPolicy, attempts=1, retries=0, max_steps=30,
             num_envs=2, expert=True, mistake_rate=0.3, progress=False)
     assert [t["messages"] for t in read_jsonl(again)] == [t["messages"] for t in trajectories]
+
+
+def test_descending_expert_counts_instances_down_to_one(tmp_path, data_root):
+    from duomem.env import _instances_ascending, expert_mode
+
+    room = {"shelf 3": "shelf", "desk 1": "desk", "shelf 1": "shelf", "shelf 2": "shelf", "drawer 10": "drawer",
+            "drawer 9": "drawer"}
+    assert list(_instances_ascending(room)) == ["shelf 1", "shelf 2", "shelf 3", "desk 1", "drawer 9", "drawer 10"]
+    assert expert_mode("vllm", "descending") is False and expert_mode("expert", None) == "alfworld"
+    with pytest.raises(ValueError, match="search"):
+        expert_mode("expert", "random")
+    manifest = tmp_path / "train.jsonl"
+    write_jsonl_atomic(manifest, build_manifest(data_root, "train", per_task_type=2, seed=0))
+    runs = {}
+    for search in ("alfworld", "descending"):
+        collect(manifest, tmp_path / f"{search}.jsonl", tmp_path / f"{search}.json", ExpertPolicy, attempts=1,
+                retries=0, max_steps=30, num_envs=2, expert=search, progress=False)
+        runs[search] = read_jsonl(tmp_path / f"{search}.jsonl")
+
+    def steps(trajectories):  # consecutive `go to`s within one receptacle class: +1 or -1
+        out = []
+        for t in trajectories:
+            goes = [a.split()[2:] for a in t["actions"] if a.startswith("go to ")]
+            out += [int(b[1]) - int(a[1]) for a, b in zip(goes, goes[1:]) if a[0] == b[0] and a[1] != b[1]]
+        return out
+
+    assert len(runs["descending"]) >= len(runs["alfworld"]) - 2  # as good a teacher
+    up, down = steps(runs["alfworld"]), steps(runs["descending"])  # (a return to a seen place is the odd one)
+    assert up and sum(d == 1 for d in up) >= 0.8 * len(up)
+    assert down and sum(d == -1 for d in down) >= 0.8 * len(down)
