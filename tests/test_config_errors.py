@@ -49,6 +49,10 @@ BAD = [
     ("negative-seed", "seed: -1\n", "seed", "an integer >= 0"),
     ("top-layers-0", "lora:\n  top_layers: 0\n", "lora.top_layers", "an integer >= 1"),
     ("dropout-above-0.9", "lora:\n  dropout: 1.5\n", "lora.dropout", "0.9"),
+    ("mistake-rate-above-0.5", "teacher_collection:\n  mistake_rate: 0.8\n", "teacher_collection.mistake_rate",
+     "0.5"),
+    ("unknown-expert-search", "models:\n  expert:\n    backend: expert\n    search: random\n",
+     "models.expert.search", "alfworld, descending"),
 ]
 
 # PyYAML keeps the last of two equal keys without a word: a whole file with the model defined twice.
