@@ -84,6 +84,25 @@ def expert_mode(backend, search=None):
     return search or "alfworld"
 
 
+def expert_state(policy, first=False):
+    """What the handcoded expert's task policy knows when it chooses its next command, as plain
+    data for its thought (duomem.policies.expert.reasoned_thought): the task, the current subgoal,
+    the receptacles still to check in the order it will visit them, where it saw the subgoal's
+    object, what it holds."""
+    params = {k: str(v).lower() for k, v in policy.task_params.items()}
+    idx = min(policy.subgoal_idx, len(policy.subgoals) - 1)
+    subgoal = policy.subgoals[idx]
+    target = str(subgoal["param"]).lower()
+    return {
+        "first": bool(first), "task_type": params["task_type"], "object": params["object_target"],
+        "place": params["parent_target"], "light": params["toggle_target"],
+        "subgoal": subgoal["action"], "target": target, "subgoal_index": idx, "subgoals": len(policy.subgoals),
+        "to_check": list(reversed(policy.receptacles_to_check)),  # it visits from the list's end
+        "seen_at": policy.obj_cls_to_receptacle_map.get(target, ""),
+        "holding": list(policy.inventory), "receptacles": dict(policy.receptacles),
+    }
+
+
 def _expert_wrapper(search="alfworld"):
     from alfworld.agents.environment.alfred_tw_env import AlfredExpert
     from alfworld.agents.expert import HandCodedTWAgent
@@ -101,6 +120,10 @@ def _expert_wrapper(search="alfworld"):
         def load(self, gamefile):
             super().load(gamefile)
             self._handcoded_expert = FolderHandCodedAgent(max_steps=200)
+
+        def _gather_infos(self):
+            super()._gather_infos()
+            self.state["extra.expert_state"] = expert_state(self._handcoded_expert.policy, first=not self.prev_command)
 
     return FolderAlfredExpert(expert_type="handcoded")
 
@@ -149,7 +172,7 @@ def make_game_env(game_file, max_steps, expert):
     if not os.environ.get("DUOMEM_NO_ENV_CACHE"):  # debugging textworld: run it unpatched
         _cache_pddl_translation()
         _cache_text_grammar()
-    extras = ["gamefile", "expert_plan"] if expert else ["gamefile"]
+    extras = ["gamefile", "expert_plan", "expert_state"] if expert else ["gamefile"]
     infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=extras)
     wrappers = [AlfredDemangler(shuffle=False), AlfredInfos]
     if expert:
@@ -171,6 +194,7 @@ def _unbatch(obs, infos, expert):
     if expert:
         plan = infos.get("extra.expert_plan", [[]])[0]
         out["expert_plan"] = list(plan or [])
+        out["expert_state"] = infos.get("extra.expert_state", [None])[0]
     return out
 
 

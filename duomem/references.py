@@ -3,7 +3,9 @@ shown to the agent as alternating user/assistant turns before its own task.
 
 They are data in the repository (`duomem/reference_trajectories.json`), made once by
 `python -m duomem.references` from alfworld's handcoded expert on train games (never valid_seen or
-valid_unseen): for each task type the shortest win among the first `candidates` seeded games.
+valid_unseen): for each task type the shortest win among the first `candidates` seeded games. The
+expert counts instances down and writes its reasoned thoughts, as the CPU default's teacher does
+(duomem.policies.expert), so the references read like the trajectories the student trains on.
 """
 
 import argparse
@@ -27,13 +29,13 @@ def load_references(path=None):
     return {t: data[t]["messages"] for t in TASK_TYPES}
 
 
-def build_references(root, candidates=12, max_steps=30, seed=0, num_envs=2):
+def build_references(root, candidates=12, max_steps=30, seed=0, num_envs=2, search="descending"):
     from .env import EnvPool
     from .agent import run_episodes
     from .policies import make_policy
 
     tasks = build_manifest(root, "train", per_task_type=candidates, seed=seed)
-    with EnvPool(num_envs, max_steps=max_steps, expert=True) as pool:
+    with EnvPool(num_envs, max_steps=max_steps, expert=search) as pool:
         records = run_episodes(tasks, make_policy("expert"), pool, root, max_steps, seed=seed)
     out = {}
     for t in TASK_TYPES:
@@ -50,9 +52,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--alfworld-data", default="")
     ap.add_argument("--candidates", type=int, default=12)
+    ap.add_argument("--search", default="descending", help="the expert's search order (duomem.env.EXPERT_SEARCHES)")
     ap.add_argument("--out", default=str(reference_path()))
     args = ap.parse_args()
-    write_json_atomic(args.out, build_references(data_root(args.alfworld_data), args.candidates))
+    write_json_atomic(args.out, build_references(data_root(args.alfworld_data), args.candidates, search=args.search))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,101 @@ def expert_thought(action):
     return f"I {action}."
 
 
+_TOOL_VERB = {"microwave": "heat", "fridge": "cool", "sinkbasin": "clean", "bathtubbasin": "clean"}
+_TASK_TOOL = {"pick_heat_then_place_in_recep": "microwave", "pick_cool_then_place_in_recep": "fridge",
+              "pick_clean_then_place_in_recep": "sinkbasin"}
+
+
+def _cls(name):
+    return name.rsplit(" ", 1)[0] if name.rsplit(" ", 1)[-1].isdigit() else name
+
+
+def _after_take(s):
+    """What comes after taking the object, in the words of the plan."""
+    if s["task_type"] == "look_at_obj_in_light":
+        return f"I find a {s['light']} and use it"
+    tool = _TASK_TOOL.get(s["task_type"])
+    if tool:
+        return f"I {_TOOL_VERB[tool]} it with a {tool}"
+    return f"I put it in/on a {s['place']}"
+
+
+def plan_thought(s):
+    """The first turn: the task's steps, as ReAct's ALFWorld demonstrations begin."""
+    obj, place = s["object"], s["place"]
+    if s["task_type"] == "look_at_obj_in_light":
+        return f"I need to find and take a {obj}, then find a {s['light']} and use it."
+    if s["task_type"] == "pick_two_obj_and_place":
+        return f"I need to find and take a {obj}, put it in/on a {place}, then do the same with a second {obj}."
+    tool = _TASK_TOOL.get(s["task_type"])
+    middle = f", {_TOOL_VERB[tool]} it with a {tool}" if tool else ""
+    return f"I need to find and take a {obj}{middle}, then put it in/on a {place}."
+
+
+def _search_thought(target, place, s):
+    """A search step: what it looks for, where next, which receptacle classes come after this one's."""
+    later = []
+    for name in s["to_check"]:
+        c = _cls(name)
+        if c != _cls(place) and c not in later:
+            later.append(c)
+    then = f"; then {', '.join(later[:3])}" if later else ""
+    return f"I look for a {target}. Next: {place}{then}."
+
+
+def reasoned_thought(action, s):
+    """The expert's thought for `action`, written from what it knows (`s`, duomem.env.expert_state):
+    the plan at the start, the search order while it searches, where it saw what it needs, the
+    next step after each part of the task. Every fact in it is one the agent has read in the task
+    and the observations, so a student can learn to write it, and the thought carries the state a
+    small model loses in a long history: what it looks for and where it goes next."""
+    sub, target = s["subgoal"], s["target"]
+    # alfworld's expert never drops what it moved ("move" is 0.4's "put"): the last taken is held
+    held = s["holding"][-1] if s["holding"] else ""
+    if action == "look":
+        return plan_thought(s) if s["first"] else "I look around."
+    verb, _, rest = action.partition(" ")
+    if action.startswith("go to "):
+        place = action[len("go to "):]
+        if sub == "find" and held and _cls(held) != s["object"]:
+            return f"The {held} is not what I need; I bring it back to the {place}."
+        if sub == "goto":
+            return f"Now I {_TOOL_VERB.get(target, 'use')} the {held} with the {place}; I go there."
+        if sub == "find" and target == s["place"] and held:
+            return f"Now I put the {held} in/on a {target}; I go to the {place}."
+        if s["seen_at"] == place:
+            return f"I need a {target}; I saw one at the {place}, so I go there."
+        return _search_thought(target, place, s)
+    if verb == "open":
+        if sub == "find" and target != s["place"]:
+            return f"The {rest} is closed; I open it to look for a {target}."
+        return f"The {rest} is closed; I open it."
+    if verb == "close":
+        if sub == "find" and target != s["place"]:
+            return f"There is no {target} in the {rest}; I close it."
+        return f"I close the {rest}."
+    if verb == "take":
+        obj, _, place = rest.partition(" from ")
+        if s["task_type"] == "pick_two_obj_and_place" and s["subgoal_index"] >= 4:
+            return f"I take the second {_cls(obj)}, {obj}. Then I put it in/on a {s['place']}."
+        return f"I take the {obj}. Then {_after_take(s)}."
+    if verb == "move":
+        obj, _, place = rest.partition(" to ")
+        if _cls(obj) != s["object"]:
+            return f"The {obj} is not what I need; I put it back."
+        if s["task_type"] == "pick_two_obj_and_place" and s["subgoal_index"] < 4:
+            return f"I put the {obj} in/on the {place}. Then I look for a second {s['object']}."
+        return f"I put the {obj} in/on the {place}, and the task is done."
+    if verb in ("heat", "cool", "clean"):
+        obj, _, tool = rest.partition(" with ")
+        return f"I {verb} the {obj} with the {tool}. Then I put it in/on a {s['place']}."
+    if verb == "use":
+        return f"I turn on the {rest} to look at the {held or s['object']} under its light."
+    if verb == "examine":
+        return f"I do not see a {target} yet; I examine the {rest}."
+    return expert_thought(action)
+
+
 class ExpertPolicy(Policy):
     name = "expert"
     needs_expert_plan = True
@@ -48,7 +143,8 @@ class ExpertPolicy(Policy):
         for conversation, info in zip(conversations, infos):
             plan = info.get("expert_plan") or []
             action = plan[0] if plan else "look"
-            thought = expert_thought(action)
+            state = info.get("expert_state")
+            thought = reasoned_thought(action, state) if state else expert_thought(action)
             if conversation and conversation[-1]["content"].strip() == NOTHING_HAPPENS:
                 # only after an injected mistake (duomem.policies.perturbed): say what went wrong
                 thought = f"That command did not work. {thought}"
