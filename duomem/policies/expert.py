@@ -1,9 +1,11 @@
 """alfworld's handcoded expert as an oracle policy (the CPU stand-in for the 72B teacher).
 
 It reads the plan the environment computes (`expert_plan`), so it needs no model. Its thought is
-written from a template per command, so its trajectories have the same "Thought: / Action:" shape
-as an LLM's and make readable demonstrations. The environment seeds the expert's `random` per
-episode, which makes runs repeat exactly.
+written from the expert's own state (`expert_state`, `reasoned_thought`: the plan, what it looks
+for, where it goes next, where it saw what it needs), or from a template per command where no state
+is given, so its trajectories have the same "Thought: / Action:" shape as an LLM's and make
+demonstrations a student can learn the reasons from. The environment seeds the expert's `random`
+per episode, which makes runs repeat exactly.
 """
 
 import re
