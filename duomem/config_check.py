@@ -247,6 +247,8 @@ def check_config(config):
             _fail(f"{key}.base_url", f"{m['base_url']!r} is not a URL", "an http(s):// URL")
         if "thinking" in m and "qwen3" not in (name + m.get("path", "")).lower():
             _fail(f"{key}.thinking", "only Qwen3 hybrid models have a thinking mode", "remove the key for this model")
+        if "search" in m and m["backend"] != "expert":
+            _fail(f"{key}.search", "only the expert backend has a search order", "remove the key for this model")
         if m["backend"] == "expert" and name in config["students"]:
             _fail("students", f"{name!r} is the oracle expert, which cannot be a student", "hf, vllm or openai models")
     memory = config.get("memory", {})

@@ -53,6 +53,8 @@ BAD = [
      "0.5"),
     ("unknown-expert-search", "models:\n  expert:\n    backend: expert\n    search: random\n",
      "models.expert.search", "alfworld, descending"),
+    ("search-on-a-model-without-it", "models:\n  tiny-random:\n    search: descending\n",
+     "models.tiny-random.search", "remove the key"),
 ]
 
 # PyYAML keeps the last of two equal keys without a word: a whole file with the model defined twice.
