@@ -96,10 +96,9 @@ def expert_state(policy, first=False):
     return {
         "first": bool(first), "task_type": params["task_type"], "object": params["object_target"],
         "place": params["parent_target"], "light": params["toggle_target"],
-        "subgoal": subgoal["action"], "target": target, "subgoal_index": idx, "subgoals": len(policy.subgoals),
+        "subgoal": subgoal["action"], "target": target, "subgoal_index": idx,
         "to_check": list(reversed(policy.receptacles_to_check)),  # it visits from the list's end
-        "seen_at": policy.obj_cls_to_receptacle_map.get(target, ""),
-        "holding": list(policy.inventory), "receptacles": dict(policy.receptacles),
+        "seen_at": policy.obj_cls_to_receptacle_map.get(target, ""), "holding": list(policy.inventory),
     }
 
 

@@ -13,8 +13,8 @@ from duomem.policies.expert import ExpertPolicy, plan_thought, reasoned_thought
 
 def _state(**kw):
     s = {"first": False, "task_type": "pick_and_place_simple", "object": "pen", "place": "drawer", "light": "",
-         "subgoal": "find", "target": "pen", "subgoal_index": 0, "subgoals": 4, "to_check": [], "seen_at": "",
-         "holding": [], "receptacles": {}}
+         "subgoal": "find", "target": "pen", "subgoal_index": 0, "to_check": [], "seen_at": "",
+         "holding": []}
     s.update(kw)
     return s
 
@@ -53,9 +53,9 @@ def test_thoughts_after_taking_name_the_next_part_of_the_task():
     assert reasoned_thought("close drawer 2", put) == "I close the drawer 2."
     assert reasoned_thought("close drawer 2", _state(to_check=["drawer 1"])) == \
         "There is no pen in the drawer 2; I close it."
-    two = _state(task_type="pick_two_obj_and_place", subgoal="put", subgoal_index=3, subgoals=8)
+    two = _state(task_type="pick_two_obj_and_place", subgoal="put", subgoal_index=3)
     assert reasoned_thought("move pen 1 to drawer 2", two).endswith("Then I look for a second pen.")
-    two_second = _state(task_type="pick_two_obj_and_place", subgoal="take", subgoal_index=5, subgoals=8)
+    two_second = _state(task_type="pick_two_obj_and_place", subgoal="take", subgoal_index=5)
     assert reasoned_thought("take pen 2 from desk 1", two_second).startswith("I take the second pen, pen 2.")
     assert reasoned_thought("move pencil 1 to desk 1", _state(holding=["pencil 1"])) == \
         "The pencil 1 is not what I need; I put it back."
