@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .memory_config import parse_label
 
 TRAIN_TASK_TYPES = 6  # ALFWorld's six task types (duomem.data.TASK_TYPES)
 FULL_TRAIN_TASKS = 3553  # duomem.data.FULL_COUNTS["train"]
@@ -283,6 +284,14 @@ def check_config(config):
         _fail("vllm.max_lora_rank", f"{max_rank} is not a size vLLM accepts", ", ".join(map(str, VLLM_LORA_RANKS)))
     if lora.get("strategy_models") and lora.get("strategy") not in lora.get("strategies", []):
         _fail("lora.strategies", f"the main strategy {lora.get('strategy')!r} is missing", "a list holding it")
+    if lora.get("with_reference") and lora.get("sft_memory", ["none"]) != ["none"]:
+        _fail("lora.with_reference", "lora.sft_memory already lays out the SFT prompts with memory",
+              "false (put `trajectory` in lora.sft_memory for prompts with the reference trajectory)")
+    for label in lora.get("sft_memory", []):
+        k = parse_label(label)[2]
+        if k is not None and k > bound:
+            _fail("lora.sft_memory", f"{label}: k={k} exceeds the largest possible memory bank ({bound} scripts)",
+                  f"k from 1 to {bound}")
     for m in dict.fromkeys(lora.get("models", []) + lora.get("strategy_models", [])):
         if models[m]["backend"] in ("hf", "vllm"):
             _check_sft_template(f"models.{m}.thinking" if "thinking" in models[m] else f"models.{m}.path", models[m])

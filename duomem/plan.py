@@ -173,6 +173,28 @@ class Plan:
 
     # ---- parameter-space distillation: the LoRA grid, selection, adapter evaluations ----
 
+    def sft_path(self, model, strategy):
+        """The SFT set `model`'s adapters train on: the collector's plain one (the paper's prompts,
+        `lora.sft_memory: [none]`), else one whose prompts carry memory, built for `model` (its own
+        memory bank may be one of them; duomem.sft_memory)."""
+        if self.lora["sft_memory"] == ["none"]:
+            return f"results/sft/{self.collector}/{strategy}.jsonl"
+        return f"results/sft/{self.collector}/{strategy}.with-memory.{model}.jsonl"
+
+    def sft_memory_inputs(self, model):
+        """The trajectories, and the reference trajectories and memory banks the labels of
+        `lora.sft_memory` name (memories_<bank>, bank_<bank> for bank self / cd)."""
+        inputs = {"trajectories": f"results/trajectories/{self.collector}/train.jsonl"}
+        for label in self.lora["sft_memory"]:
+            kind, bank, _ = parse_label(label)
+            if kind in ("trajectory", "memp"):
+                inputs["reference"] = self.references
+            if bank is not None:
+                extractor = self.extractor_of(model, bank)
+                inputs[f"memories_{bank}"] = f"results/memory/{extractor}/memories.json"
+                inputs[f"bank_{bank}"] = f"results/memory/{extractor}/{self.embedder}/embeddings.npy"
+        return inputs
+
     def grid_labels(self, strategy):
         return [grid_label(strategy, r, lr_label(lr)) for r in self.lora["ranks"] for lr in self.lora["lrs"]]
 

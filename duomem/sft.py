@@ -60,12 +60,13 @@ def _episode(record, where):
     return msgs[0]["content"], turns
 
 
-def trajectory_samples(record, strategy, reference=None, where="trajectory"):
+def trajectory_samples(record, strategy, reference=None, where="trajectory", scripts=()):
     """The SFT samples of one trajectory: dicts with `messages` and `train_on` (indices of the
-    assistant messages that carry loss) and `step` (1-based step of the target; None for "full")."""
+    assistant messages that carry loss) and `step` (1-based step of the target; None for "full").
+    `reference` and `scripts` put a memory block in the prompt as the agent does (duomem.sft_memory)."""
     check_strategy(strategy)
     first, turns = _episode(record, where)
-    init = initial_conversation(first, reference)
+    init = initial_conversation(first, reference, scripts)
     untrained = set(record.get("injected_steps") or ())  # mistakes put in the teacher's place: context only
     if STRATEGIES[strategy] is None:
         messages = init + turns

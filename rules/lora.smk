@@ -19,6 +19,29 @@ rule build_sft:
         "../scripts/build_sft.py"
 
 
+# lora.sft_memory other than [none]: SFT prompts that carry memory, per model (its own bank may be
+# one of them). The CPU default's choice, not the paper's (duomem.sft_memory).
+rule build_sft_with_memory:
+    input:
+        unpack(lambda w: PLAN.sft_memory_inputs(w.model)),
+    output:
+        sft=f"results/sft/{COLLECTOR}/{{strategy}}.with-memory.{{model}}.jsonl",
+        summary=f"results/sft/{COLLECTOR}/{{strategy}}.with-memory.{{model}}.summary.json",
+    log:
+        f"results/logs/sft/{COLLECTOR}/{{strategy}}.with-memory.{{model}}.log",
+    conda:
+        "../envs/duomem-cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        labels=config["lora"]["sft_memory"],
+        system_prompt_sha=sha(SYSTEM_PROMPT),
+    script:
+        "../scripts/build_sft_with_memory.py"
+
+
 TRAIN_PARAMS = dict(
     path=model_value("path", ""),
     thinking=model_value("thinking"),
@@ -42,7 +65,7 @@ TRAIN_PARAMS = dict(
 
 rule train_lora:
     input:
-        sft=f"results/sft/{COLLECTOR}/{{strategy}}.jsonl",
+        sft=lambda w: PLAN.sft_path(w.model, w.strategy),
         model=built_model_input,
     output:
         directory("results/lora/{model}/{strategy}/r{rank}_lr{lr}"),

@@ -55,6 +55,10 @@ BAD = [
      "models.expert.search", "alfworld, descending"),
     ("search-on-a-model-without-it", "models:\n  tiny-random:\n    search: descending\n",
      "models.tiny-random.search", "remove the key"),
+    ("unknown-sft-memory", "lora:\n  sft_memory: [none, memp-teacher-k3]\n", "lora.sft_memory[1]", "memp"),
+    ("sft-memory-with-reference", "lora:\n  with_reference: true\n  sft_memory: [none, memp-cd-k1]\n",
+     "lora.with_reference", "trajectory"),
+    ("sft-memory-k-above-bank", "lora:\n  sft_memory: [memp-cd-k99999]\n", "lora.sft_memory", "k from 1 to"),
 ]
 
 # PyYAML keeps the last of two equal keys without a word: a whole file with the model defined twice.
