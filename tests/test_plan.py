@@ -78,6 +78,9 @@ def test_paper_selection_and_adapters(paper):
     assert paper.adapter_inputs("qwen3-8b", "lora-last5") == {
         "selected": "results/lora/qwen3-8b/last5/selected.json"}
     assert paper.adapter_inputs("qwen3-8b", "full-r16-lr5e-05") == {"adapter": "results/lora/qwen3-8b/full/r16_lr5e-05"}
+    # the paper's SFT prompts have no memory: one SFT set per strategy, the collector's, for every student
+    assert paper.sft_path("qwen3-8b", "last5") == paper.sft_path("gemma3-12b-it", "last5") == (
+        "results/sft/qwen2.5-72b-instruct/last5.jsonl")
 
 
 def test_paper_memory_inputs(paper):
@@ -156,6 +159,13 @@ def test_cpu_default(cpu):
     assert cpu.grid_labels("full") == ["full-r8-lr1e-03"]  # one adapter: the 60-minute budget has no room for two
     assert cpu.learning_curve_rows() == []  # lora.curve is empty here (the smoke config has one)
     assert cpu.memory_banks() == ["expert", student]
+    # the SFT prompts carry the three layouts the adapter is evaluated with (lora.sft_memory)
+    assert cpu.sft_path(student, "full") == "results/sft/expert/full.with-memory.smollm2-135m-instruct.jsonl"
+    assert cpu.sft_memory_inputs(student) == {
+        "trajectories": "results/trajectories/expert/train.jsonl", "reference": cpu.references,
+        "memories_self": f"results/memory/{student}/memories.json",
+        "bank_self": f"results/memory/{student}/minilm/embeddings.npy",
+        "memories_cd": "results/memory/expert/memories.json", "bank_cd": "results/memory/expert/minilm/embeddings.npy"}
     assert cpu.model_input(student) == ["results/models/smollm2-135m-instruct"]
     assert cpu.model_input("expert") == []
     assert pipeline_path("HuggingFaceTB/SmolLM2-135M-Instruct") == []

@@ -3,6 +3,7 @@ config errors: test_config_errors.py)."""
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -79,3 +80,33 @@ def test_smoke_run_end_to_end(smoke_run):
     assert counts["evaluate"] == 2 + 4 + 2 + 1 + 8
     assert counts["select_adapter"] == 1 and "train_lora" not in counts
     assert not {"collect_trajectories", "extract_memories", "embed_memories", "manifest"} & set(counts)
+
+
+def test_sft_prompts_with_memory_end_to_end(smoke_run):
+    """lora.sft_memory on the smoke run's real banks: only the SFT sets, the adapters and what follows
+    them would rerun; the SFT set built by Snakemake carries each layout in turn, with scripts
+    retrieved from the banks (the tiny model's own scripts are empty: it writes only newlines)."""
+    from duomem.prompts import MEMORY_HEADER
+    from duomem.sft_memory import game_of
+
+    config = str(REPO / "config" / "smoke.yaml")
+    overlay = smoke_run / "sft-memory.yaml"
+    overlay.write_text("lora:\n  sft_memory: [none, memp-self-k2, memp-cd-k2]\n")
+    counts = job_counts(snakemake("-n", "--configfile", config, str(overlay), workdir=smoke_run).stdout)
+    # an SFT set per strategy (full, last5) and every adapter of both grids (r2 x 2 learning rates each)
+    assert counts["build_sft_with_memory"] == 2 and counts["train_lora"] == 4
+    assert not {"build_sft", "collect_trajectories", "extract_memories", "embed_memories"} & set(counts)
+    target = "results/sft/expert/full.with-memory.tiny-random.jsonl"
+    snakemake("--cores", "1", "--configfile", config, str(overlay), target, workdir=smoke_run)
+    records = [json.loads(x) for x in (smoke_run / target).read_text().splitlines()]
+    wins = [json.loads(x) for x in (smoke_run / "results/trajectories/expert/train.jsonl").read_text().splitlines()]
+    assert len(records) == len(wins) >= 3
+    assert [r["memory"] for r in records[:3]] == ["none", "memp-self-k2", "memp-cd-k2"]
+    cd_bank = json.loads((smoke_run / "results/memory/expert/memories.json").read_text())["memories"]
+    for r in records:
+        first = next(m["content"] for m in reversed(r["messages"][:r["train_on"][0]]) if m["role"] == "user")
+        assert (MEMORY_HEADER in first) == (r["memory"] != "none")
+        if r["memory"] == "memp-cd-k2":  # two teacher scripts, none of the trajectory's own game
+            scripts = re.split(r"\nMemory [0-9]+: ", first.split(MEMORY_HEADER)[1])[1:]
+            others = {m["script"] for m in cd_bank if game_of(m["task_id"]) != game_of(r["task_id"])}
+            assert len(scripts) == 2 and set(scripts) <= others
