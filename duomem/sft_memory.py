@@ -19,6 +19,7 @@ from .data import DataError
 from .memory import load_memories
 from .memory_config import load_vectors, parse_label
 from .references import load_references
+from .retrieval import normalise
 from .sft import check_strategy, read_trajectories, trajectory_samples
 
 
@@ -37,7 +38,7 @@ def leave_one_out_scripts(task_ids, memories, vectors, vector_ids, k):
     for i, m in enumerate(memories):
         row_of.setdefault(m["task_id"], i)
     games = np.array([game_of(m["task_id"]) for m in memories])
-    bank = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    bank = normalise(vectors)
     out = {}
     for tid in task_ids:
         if tid not in row_of:
