@@ -74,6 +74,10 @@ def table1(columns, models, teacher, csv_out, md_out):
         for base in ("no_memory", "memp"):
             if base in columns and "duomem" in columns and columns[base][i] and columns["duomem"][i]:
                 row.update(delta_columns(f"delta_vs_{base}", columns[base][i], columns["duomem"][i]))
+        # Each distillation space alone (+CD, +LoRA) against No Memory, with the same paired test.
+        for col in ("memp_cd", "lora"):
+            if "no_memory" in columns and col in columns and columns["no_memory"][i] and columns[col][i]:
+                row.update(delta_columns(f"{col}_vs_no_memory", columns["no_memory"][i], columns[col][i]))
         rows.append(row)
     return write_table(pd.DataFrame(rows), csv_out, md_out,
                        "Table 1: success rate (%) on valid_unseen (test), 95% Wilson intervals", DELTA_NOTE)

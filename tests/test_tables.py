@@ -70,9 +70,14 @@ def test_mean_interval_is_a_student_t_interval():
 def test_table1_delta_columns_and_task_types(tmp_path):
     cols = {"no_memory": [make_eval(tmp_path, "nm", ids(0)), make_eval(tmp_path, "t", ids(*range(10)))],
             "memp": [make_eval(tmp_path, "memp", ids(0, 2, 4)), None],
+            "lora": [make_eval(tmp_path, "lora", ids(3, 4, 5, 6, 7)), None],
             "duomem": [make_eval(tmp_path, "duo", ids(2, 3, 4, 5, 6, 8)), None]}
     df = tables.table1(cols, ["student", "teacher"], "teacher", tmp_path / "t1.csv", tmp_path / "t1.md")
     s = df.iloc[0]
+    # +LoRA against No Memory (issue 15's test): 5 gained, 1 lost
+    assert (s["lora_vs_no_memory_gained"], s["lora_vs_no_memory_lost"]) == (5, 1)
+    assert s["lora_vs_no_memory_p_mcnemar"] == pytest.approx(binomtest(1, 6).pvalue, abs=1e-4)
+    assert "memp_cd_vs_no_memory_gained" not in df.columns  # no +CD column here
     assert s["duomem_success_pct"] == 50.0 and s["no_memory_success_pct"] == pytest.approx(8.33)
     assert s["delta_vs_no_memory_pts"] == pytest.approx(41.67)
     assert (s["delta_vs_no_memory_gained"], s["delta_vs_no_memory_lost"]) == (6, 1)

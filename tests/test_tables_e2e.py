@@ -64,6 +64,9 @@ def test_delta_columns_of_tables_1_4_5_9_match_the_episodes(results):
     duo = episodes(results, "tiny-random", "lora", "memp-cd-k2")
     check_delta(t1, "delta_vs_no_memory", episodes(results, "tiny-random", "base", "none"), duo)
     check_delta(t1, "delta_vs_memp", episodes(results, "tiny-random", "base", "memp-self-k2"), duo)
+    none = episodes(results, "tiny-random", "base", "none")  # +CD and +LoRA each against No Memory
+    check_delta(t1, "memp_cd_vs_no_memory", none, episodes(results, "tiny-random", "base", "memp-cd-k2"))
+    check_delta(t1, "lora_vs_no_memory", none, episodes(results, "tiny-random", "lora", "memp-self-k2"))
     assert float(t1["duomem_heat_pct"]) == success(duo, TYPES["heat"])
     for r in rows(results / "table4.csv"):
         check_delta(r, "delta", episodes(results, r["model"], "base", r["memory"]),
