@@ -97,7 +97,7 @@ def test_sft_prompts_with_memory_end_to_end(smoke_run):
     assert counts["build_sft_with_memory"] == 2 and counts["train_lora"] == 4
     assert not {"build_sft", "collect_trajectories", "extract_memories", "embed_memories"} & set(counts)
     target = "results/sft/expert/full.with-memory.tiny-random.jsonl"
-    snakemake("--cores", "1", "--configfile", config, str(overlay), target, workdir=smoke_run)
+    snakemake("--cores", "1", "--configfile", config, str(overlay), "--", target, workdir=smoke_run)
     records = [json.loads(x) for x in (smoke_run / target).read_text().splitlines()]
     wins = [json.loads(x) for x in (smoke_run / "results/trajectories/expert/train.jsonl").read_text().splitlines()]
     assert len(records) == len(wins) >= 3
