@@ -157,7 +157,14 @@ def test_cpu_default(cpu):
     assert cpu.lora_eval_targets() == [summary_path(TEST_SPLIT, student, "lora", m)
                                        for m in ("none", "memp-self-k3", "memp-cd-k3")]
     assert cpu.grid_labels("full") == ["full-r8-lr1e-03"]  # one adapter: the 60-minute budget has no room for two
-    assert cpu.learning_curve_rows() == []  # lora.curve is empty here (the smoke config has one)
+    # the learning curve: the base model, the adapter after 64 and 128 samples and the whole adapter
+    # on the dev games under the selection's MemP+CD; its last point is the selection's own evaluation
+    rows = cpu.learning_curve_rows()
+    assert [(r[2], evaluation(r[3])[2:]) for r in rows] == [
+        (0, ("base", "memp-cd-k3")), (64, ("full-r8-lr1e-03-n64", "memp-cd-k3")),
+        (128, ("full-r8-lr1e-03-n128", "memp-cd-k3")), (None, ("full-r8-lr1e-03", "memp-cd-k3"))]
+    assert rows[-1][3] in cpu.selection_inputs(student, "full")["summaries"]
+    assert {evaluation(r[3])[0] for r in rows} == {DEV_SPLIT}
     assert cpu.memory_banks() == ["expert", student]
     # the SFT prompts carry the three layouts the adapter is evaluated with (lora.sft_memory)
     assert cpu.sft_path(student, "full") == "results/sft/expert/full.with-memory.smollm2-135m-instruct.jsonl"
@@ -175,7 +182,7 @@ def test_cpu_default(cpu):
         "results/table1.csv", "results/table3.csv", "results/table6.csv", "results/table9.csv",
         "results/table2.csv", "results/table4.csv", "results/table8.csv", "results/table7.csv",
         "results/paper_comparison.csv", "results/figures/success_by_type.png", "results/figures/efficiency.png",
-        "results/figures/lora_grid.png", "results/figures/loss_curves.png"]
+        "results/figures/lora_grid.png", "results/figures/learning_curve.png", "results/figures/loss_curves.png"]
     # no thinking pair, no k ablation, no strategy models: no table 10, figure 3 or table 5
     assert cpu.table10_rows() == cpu.figure3_rows() == cpu.table5_rows() == []
     assert cpu.table9_pairs() == [(student, "memp", summary_path(TEST_SPLIT, student, "base", "memp-self-k3"),
@@ -237,9 +244,11 @@ def test_cpu_engines_stay_in_the_jobs():
     cpu = Plan(config)
     model = "smollm2-135m-instruct"
     assert not cpu.shares_engine(model, "base") and not cpu.shares_engine("expert", "base")
-    assert cpu.engines() == [] and cpu.engine_startups() == {model: 7}  # 8 evaluations, the expert's needs none
+    # 11 evaluations, the expert's needs none: 3 base + 3 adapter on test, 4 learning-curve points on dev
+    assert cpu.engines() == [] and cpu.engine_startups() == {model: 10}
     config["models"][model]["gpus"] = 1
-    assert Plan(config).engine_startups() == {model: 1 + 3 + 1}  # base; adapter x 3 memories; the dev adapter
+    # test: base, adapter x 3 memories; dev: base, the adapter and its 2 curve points (each merged)
+    assert Plan(config).engine_startups() == {model: 1 + 3 + 1 + 3}
     config["vllm"]["merge_lora"] = False
     assert Plan(config).serves_adapters(model) and Plan(config).engine_startups() == {model: 2}  # test, dev
 
