@@ -168,9 +168,16 @@ def first_turns(data_root):
 @pytest.fixture(scope="module")
 def engine(smollm2_dir, smollm2_adapter):
     """max_loras=1: the setting under which vLLM 0.32's CPU build gives base rows of a mixed batch the
-    adapter (FIELD-NOTES), so the backend's guard is what keeps them right here."""
-    policy = make_policy("vllm", path=str(smollm2_dir), adapters={"sft": smollm2_adapter}, max_tokens=MAX_TOKENS,
-                         dtype="float32", enforce_eager=True, max_model_len=4096, max_lora_rank=8, max_loras=1)
+    adapter (FIELD-NOTES), so the backend's guard is what keeps them right here. Its engine core runs
+    in a child process (the backend's CPU default runs it in this one): the merged-adapter test builds
+    a second engine while this one lives, and two in-process engines cannot share a process (closing
+    one tears down the model-parallel groups of both)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+        policy = make_policy("vllm", path=str(smollm2_dir), adapters={"sft": smollm2_adapter},
+                             max_tokens=MAX_TOKENS, dtype="float32", enforce_eager=True, max_model_len=4096,
+                             max_lora_rank=8, max_loras=1)
+    assert type(policy.llm.llm_engine.engine_core).__name__ == "SyncMPClient"
     yield policy
     policy.close()
 
@@ -229,14 +236,17 @@ def test_no_row_is_computed_with_another_rows_weights(engine, first_turns, hf_tu
     print(f"one raw mixed LLM.chat call: {wrong}/{len(names)} rows differ from their own weights' answer")
 
 
-def test_a_merged_adapter_answers_as_peft(smollm2_dir, smollm2_adapter, first_turns, hf_turns):
+def test_a_merged_adapter_answers_as_peft(smollm2_dir, smollm2_adapter, first_turns, hf_turns, monkeypatch):
     """vllm.merge_lora (the CPU default): the adapter merged into a temporary copy of the weights,
-    served without LoRA; the copy is gone once the engine is closed."""
+    served without LoRA; the copy is gone once the engine is closed. The engine core runs in this
+    process, as in every CPU evaluation."""
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
     policy = make_policy("vllm", path=str(smollm2_dir), adapter=smollm2_adapter, adapter_name="sft", merge_lora=True,
                          max_tokens=MAX_TOKENS, dtype="float32", enforce_eager=True, max_model_len=4096)
     folder = Path(policy.merged["folder"])
     try:
         assert not policy.engine_kwargs["enable_lora"] and policy.describe()["merged_adapter"]
+        assert type(policy.llm.llm_engine.engine_core).__name__ == "InprocClient"
         merged = policy.act(first_turns)
     finally:
         policy.close()

@@ -52,6 +52,12 @@ def cpu_environment(kvcache_gib=4):
             "VLLM_WORKER_MULTIPROC_METHOD": "fork"}
 
 
+# The offline engine's core runs in this process, not a child: on a 2-core EPYC an evaluation of 12
+# dev games took 167 s instead of 186 s (README, "What one turn costs"): 5 s to start instead of 21,
+# ~8 % faster turns, and no engine process to kill at exit. Offline only: `vllm serve` needs its child.
+OFFLINE_CPU_ENVIRONMENT = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
 def _on_cpu():
     import torch
 
@@ -139,7 +145,7 @@ class VLLMPolicy(Policy):
         self._check_ranks()
         if llm is None:
             if _on_cpu():
-                for key, value in cpu_environment().items():
+                for key, value in {**cpu_environment(), **OFFLINE_CPU_ENVIRONMENT}.items():
                     os.environ.setdefault(key, value)
             from vllm import LLM
 
