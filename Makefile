@@ -37,7 +37,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 test: setup $(CHROMIUM)
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q --durations=15 tests $(PYTEST_ARGS)
 
 paper-dryrun: setup
 	$(BIN)/snakemake -n results/table1.csv
