@@ -52,9 +52,9 @@ def cpu_environment(kvcache_gib=4):
             "VLLM_WORKER_MULTIPROC_METHOD": "fork"}
 
 
-# The offline engine's core runs in this process, not a child: on a 2-core EPYC an evaluation of 12
-# dev games took 167 s instead of 186 s (README, "What one turn costs"): 5 s to start instead of 21,
-# ~8 % faster turns, and no engine process to kill at exit. Offline only: `vllm serve` needs its child.
+# The offline engine's core runs in this process, not a child: on a 2-core EPYC it started in 5 s
+# instead of 21 and decoded ~8 % faster, with no engine process to kill at exit (README, "The vLLM
+# backend"). One engine per process at a time. Offline only: `vllm serve` keeps its child.
 OFFLINE_CPU_ENVIRONMENT = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
