@@ -46,6 +46,10 @@ def engine_command(params, python=sys.executable):
     for key, option in SERVER_OPTIONS.items():
         if params.get(key) is not None:
             argv += [option, str(params[key])]
+    if params.get("ngram_speculative_tokens"):
+        from .policies.vllm_backend import speculative_config
+
+        argv += ["--speculative-config", json.dumps(speculative_config(params["ngram_speculative_tokens"]))]
     if params.get("enforce_eager"):
         argv.append("--enforce-eager")
     if params.get("enable_prefix_caching") is not None:

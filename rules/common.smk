@@ -89,6 +89,7 @@ POLICY_PARAMS = dict(
     vllm_dtype=vllm_value("dtype"),
     enforce_eager=vllm_value("enforce_eager"),
     block_size=vllm_value("block_size"),
+    ngram_speculative_tokens=vllm_value("ngram_speculative_tokens"),
     merge_lora=vllm_value("merge_lora"),
 )
 
@@ -144,6 +145,7 @@ ENGINE_PARAMS = {
         "vllm_dtype",
         "enforce_eager",
         "block_size",
+        "ngram_speculative_tokens",
     )
 }
 ENGINE_PARAMS["adapters"] = lambda w: PLAN.serves_adapters(w.model)

@@ -2,6 +2,7 @@
 address, and an adapter load the server refuses. (A real vLLM server loading an adapter at run time:
 test_openai_server.py; the engine as a Snakemake service: test_served_teacher.py.)"""
 
+import json
 import shlex
 import threading
 import time
@@ -36,6 +37,10 @@ def test_the_server_command_carries_the_models_vllm_settings():
     assert "--enable-lora" not in base_only and "--enable-prefix-caching" in base_only
     assert "--block-size" not in base_only  # unset: vLLM's own default
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in env
+    assert "--speculative-config" not in base_only  # unset: no drafts
+    drafted = shlex.split(engine_command({**VLLM, "ngram_speculative_tokens": 5})[0])
+    assert json.loads(drafted[drafted.index("--speculative-config") + 1]) == {
+        "method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
 
 
 def test_a_serve_command_is_used_as_it_is():

@@ -141,12 +141,15 @@ def test_every_engine_argument_is_accepted_by_vllm(tmp_path):
     fields = {f.name for f in dataclasses.fields(EngineArgs)}
     assert set(ENGINE_PARAMS.values()) <= fields
     for params, lora in ((rule_params(), False),
-                         (rule_params(max_model_len=None, vllm_dtype="auto", block_size=32), True)):
+                         (rule_params(max_model_len=None, vllm_dtype="auto", block_size=32,
+                                      ngram_speculative_tokens=5), True)):
         kwargs = engine_args(params["path"], seed=params["seed"], enable_lora=lora, **engine_settings(params))
         assert set(kwargs) <= fields, set(kwargs) - fields
         args = EngineArgs(**kwargs)
         assert (args.tensor_parallel_size, args.enable_lora, args.enable_prefix_caching) == (2, lora, True)
         assert args.block_size == params["block_size"]
+        if params.get("ngram_speculative_tokens"):
+            assert args.speculative_config["method"] == "ngram"
         if lora:
             assert (args.max_lora_rank, args.max_loras) == (32, 4)
     with pytest.raises(TypeError):  # the check can fail
@@ -256,6 +259,23 @@ def test_a_merged_adapter_answers_as_peft(smollm2_dir, smollm2_adapter, first_tu
     # W + BA rounds differently from W x + B(A x): a near-tie may flip one greedy token, not more.
     assert same >= len(first_turns) - 1
     assert sum(a.text != b.text for a, b in zip(merged, hf_turns["base"])) >= 1
+
+
+def test_ngram_speculative_decoding_answers_as_the_model(smollm2_dir, first_turns, hf_turns, monkeypatch):
+    """vllm.ngram_speculative_tokens (the CPU default sets 3): drafts copied from the prompt, checked by
+    the model in one pass; greedy answers stay the model's own (transformers' here)."""
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    params = {"ngram_speculative_tokens": 3, "vllm_dtype": "float32", "enforce_eager": True, "max_model_len": 4096}
+    policy = make_policy("vllm", path=str(smollm2_dir), max_tokens=MAX_TOKENS, **engine_settings(params))
+    try:
+        spec = policy.llm.llm_engine.vllm_config.speculative_config
+        assert (spec.method, spec.num_speculative_tokens, spec.prompt_lookup_max) == ("ngram", 3, 4)
+        drafted = policy.act(first_turns)
+    finally:
+        policy.close()
+    same = sum(a.text == b.text for a, b in zip(drafted, hf_turns["base"]))
+    print(f"n-gram drafts vs transformers: {same}/{len(first_turns)} first turns equal")
+    assert same >= len(first_turns) - 1  # a verification pass's batch shape may flip one near-tie
 
 
 def test_lora_requests_keep_their_ids_and_ranks_are_checked(engine, smollm2_adapter, tmp_path):

@@ -38,7 +38,19 @@ ENGINE_PARAMS = {
     "vllm_dtype": "dtype",
     "enforce_eager": "enforce_eager",
     "block_size": "block_size",
+    "ngram_speculative_tokens": "speculative_config",
 }
+
+# Prompt-lookup (n-gram) speculative decoding: drafts are copied from the request's own prompt and
+# output where its last 2-4 tokens occurred before, and the model checks them in one pass. Greedy
+# output stays the model's own (up to the numerics of a different batch shape); an agent that
+# repeats its earlier turns or copies names from the observation decodes several tokens a step.
+NGRAM_LOOKUP = {"prompt_lookup_min": 2, "prompt_lookup_max": 4}
+
+
+def speculative_config(ngram_tokens):
+    """vLLM's `speculative_config` for n-gram drafts of `ngram_tokens` tokens a step."""
+    return {"method": "ngram", "num_speculative_tokens": int(ngram_tokens), **NGRAM_LOOKUP}
 
 
 def cpu_environment(kvcache_gib=4):
@@ -83,7 +95,10 @@ def engine_args(path, *, seed=0, enable_lora=False, tensor_parallel_size=1, max_
 
 def engine_settings(params):
     """The engine settings among a rule's flat parameters (names as in POLICY_PARAMS), unset ones left out."""
-    return {ENGINE_PARAMS[k]: params[k] for k in ENGINE_PARAMS if params.get(k) is not None}
+    settings = {ENGINE_PARAMS[k]: params[k] for k in ENGINE_PARAMS if params.get(k) is not None}
+    if "speculative_config" in settings:
+        settings["speculative_config"] = speculative_config(settings["speculative_config"])
+    return settings
 
 
 def conversation_seed(seed, conversation):
