@@ -4,6 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 CHROMIUM ?= /usr/bin/chromium
+# tcmalloc, preloaded into `make main`'s jobs: vLLM's CPU install guide asks for it, and on this
+# 2-core machine it made an evaluation 14 % and LoRA training 20 % faster with the same results
+# (README, "Memory allocator"). Debian/Ubuntu's path; elsewhere `make main TCMALLOC=<path>`, or
+# `make main TCMALLOC=` to run without it.
+TCMALLOC ?= /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 PYTEST_ARGS ?=
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN := $(VENV)/bin
@@ -26,9 +31,17 @@ $(STAMP): pyproject.toml requirements/cpu.txt requirements/cpu.lock
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
-main: setup
-	$(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml
+PRELOAD := $(if $(TCMALLOC),LD_PRELOAD="$(TCMALLOC)$${LD_PRELOAD:+:$$LD_PRELOAD}")
+
+main: setup $(TCMALLOC)
+	$(PRELOAD) $(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml
 	$(BIN)/snakemake --profile profiles/cpu --configfile config/cpu.yaml --report results/report.html
+
+ifneq ($(TCMALLOC),)
+$(TCMALLOC):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libtcmalloc-minimal4
+endif
 
 # Debian's chromium: the viewer and report tests drive it with playwright (playwright's own browser
 # download cannot work offline). Elsewhere install any Chromium and run `make test CHROMIUM=<path>`.

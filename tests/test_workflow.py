@@ -22,6 +22,20 @@ def _read(path):
     return list(csv.DictReader(open(path)))
 
 
+def test_make_main_preloads_tcmalloc_into_the_workflow_only():
+    """`make main` runs the workflow with tcmalloc preloaded (vLLM's CPU guide; README, "Memory
+    allocator"), the report without it; `TCMALLOC=` turns it off."""
+
+    def commands(*args):
+        out = subprocess.run(["make", "-n", "main", *args], cwd=REPO, capture_output=True, text=True, check=True)
+        return [line for line in out.stdout.splitlines() if "snakemake --profile" in line]
+
+    run, report = commands()
+    assert run.startswith('LD_PRELOAD="/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4${LD_PRELOAD:+:$LD_PRELOAD}" ')
+    assert "LD_PRELOAD" not in report and "--report" in report
+    assert not any("LD_PRELOAD" in c for c in commands("TCMALLOC="))
+
+
 def test_smoke_run_end_to_end(smoke_run):
     config = str(REPO / "config" / "smoke.yaml")
     tmp_path = smoke_run
