@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 CHROMIUM ?= /usr/bin/chromium
 # tcmalloc, preloaded into `make main`'s jobs: vLLM's CPU install guide asks for it, and on this
-# 2-core machine it made an evaluation 14 % and LoRA training 20 % faster with the same results
-# (README, "Memory allocator"). Debian/Ubuntu's path; elsewhere `make main TCMALLOC=<path>`, or
+# 2-core machine LoRA training ran 18 % and a No Memory evaluation 14 % faster (MemP ones 4 % slower),
+# with the same results (README, "Memory allocator"). Debian/Ubuntu's path; elsewhere `make main TCMALLOC=<path>`, or
 # `make main TCMALLOC=` to run without it.
 TCMALLOC ?= /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 PYTEST_ARGS ?=
