@@ -3,6 +3,7 @@ config errors: test_config_errors.py)."""
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,8 +27,12 @@ def test_make_main_preloads_tcmalloc_into_the_workflow_only():
     """`make main` runs the workflow with tcmalloc preloaded (vLLM's CPU guide; README, "Memory
     allocator"), the report without it; `TCMALLOC=` turns it off."""
 
+    # not the settings of a `make test` this runs under (MAKEFLAGS carries its command-line variables)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TCMALLOC")}
+
     def commands(*args):
-        out = subprocess.run(["make", "-n", "main", *args], cwd=REPO, capture_output=True, text=True, check=True)
+        out = subprocess.run(["make", "-n", "main", *args], cwd=REPO, capture_output=True, text=True, check=True,
+                             env=env)
         return [line for line in out.stdout.splitlines() if "snakemake --profile" in line]
 
     run, report = commands()
