@@ -52,7 +52,7 @@ def test_every_results_file_has_provenance(smoke_run):
 def test_evaluation_names_model_adapter_split_and_step_limit(smoke_run):
     records = sidecars(smoke_run)
     base = records["results/eval/valid_unseen/tiny-random/base/none/episodes.jsonl"]
-    assert base["max_steps"] == 12 and base["params"]["max_steps"] == 12
+    assert base["max_steps"] == 8 and base["params"]["max_steps"] == 8
     assert base["model"]["name"] == "tiny-random" and base["model"]["path"] == "results/models/tiny-random-smollm2"
     assert base["model"]["adapter"] == "base" and base["model"]["adapter_path"] is None
     assert list(base["data"]) == ["valid_unseen"]
@@ -62,7 +62,7 @@ def test_evaluation_names_model_adapter_split_and_step_limit(smoke_run):
     adapter_input = next(i for i in lora["inputs"] if i["path"] == selected["adapter"])
     assert adapter_input["sha256"] == digest(smoke_run / selected["adapter"])["sha256"]
     # an adapter names the train split its teacher trajectories came from and their step limit (the
-    # collection's 30, not the evaluations' 12)
+    # collection's 30, not the evaluations' 8)
     adapter = records["results/lora/tiny-random/full/r2_lr1e-03"]
     assert list(adapter["data"]) == ["train"] and adapter["max_steps"] == 30
     assert adapter["upstream"]["results/sft/expert/full.jsonl"] == "results/sft/expert/full.jsonl" + SIDECAR_SUFFIX

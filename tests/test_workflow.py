@@ -51,7 +51,7 @@ def test_smoke_run_end_to_end(smoke_run):
     assert float(table[1]["no_memory_success_pct"]) > 0  # the oracle expert wins some games
     eval_dir = tmp_path / "results/eval/valid_unseen/tiny-random/base/none"
     episodes = [json.loads(x) for x in (eval_dir / "episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 6 and all(e["steps"] == 12 and not e["won"] for e in episodes)
+    assert len(episodes) == 6 and all(e["steps"] == 8 and not e["won"] for e in episodes)
     assert (tmp_path / "results/table1.md").read_text().startswith("# Table 1")
     t9 = _read(tmp_path / "results" / "table9.csv")
     assert [(r["model"], r["memory"]) for r in t9] == [("tiny-random", "memp"), ("tiny-random", "script")]
