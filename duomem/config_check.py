@@ -292,6 +292,16 @@ def check_config(config):
         if k is not None and k > bound:
             _fail("lora.sft_memory", f"{label}: k={k} exceeds the largest possible memory bank ({bound} scripts)",
                   f"k from 1 to {bound}")
+    if lora.get("eval_memories") is not None and lora.get("models"):
+        from .plan import Plan
+
+        plan = Plan(config)
+        for m in lora["models"]:
+            offered = plan.memory_labels(m)
+            for label in lora["eval_memories"]:
+                if label not in offered:
+                    _fail("lora.eval_memories", f"{label!r} is not among the memory configurations {m!r} is evaluated "
+                          "with (evaluation.memory x evaluation.cd, memory.k)", ", ".join(offered))
     for m in dict.fromkeys(lora.get("models", []) + lora.get("strategy_models", [])):
         if models[m]["backend"] in ("hf", "vllm"):
             _check_sft_template(f"models.{m}.thinking" if "thinking" in models[m] else f"models.{m}.path", models[m])

@@ -148,18 +148,36 @@ def _last_checkpoint(work):
     return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
 
 
-def trained_positions_loss(model, inputs, num_items_in_batch=None):
+def trained_positions_loss(model, inputs, num_items_in_batch=None, prompt_grad=True):
     """The causal-LM loss on the trained (assistant) tokens, with logits computed only where a trained
     token is predicted (`logits_to_keep`). The default loss projects every position onto the whole
     vocabulary (49k rows for SmolLM2) and masks most of them away afterwards: on a CPU that is ~15 %
     of a step. Same value as the model's own loss: the sum over trained tokens, divided by the
-    Trainer's token count over the accumulated batch or, without one, by this batch's."""
+    Trainer's token count over the accumulated batch or, without one, by this batch's.
+
+    prompt_grad=False: the prompt before the first trained token (system prompt, memory, task, first
+    observation) goes forward without autograd, and the rest attends to its keys and values from
+    the cache. The loss is the same; the gradient leaves out the paths through the prompt's own
+    hidden states, and the backward pass skips those positions (README, "Training speed")."""
+    import torch
     import torch.nn.functional as F
 
     inputs = dict(inputs)
     targets = inputs.pop("labels")[:, 1:]
     keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(1)  # positions whose next token is trained
-    outputs = model(**inputs, logits_to_keep=keep)
+    start = int(keep[0]) if not prompt_grad and len(keep) else 0
+    if start > 0:
+        ids, mask = inputs.pop("input_ids"), inputs.pop("attention_mask", None)
+        full_mask = torch.ones_like(ids) if mask is None else mask
+        positions = (full_mask.long().cumsum(-1) - 1).clamp(min=0)  # right or left padding alike
+        with torch.no_grad():
+            prompt = model(input_ids=ids[:, :start], attention_mask=full_mask[:, :start],
+                           position_ids=positions[:, :start], use_cache=True, logits_to_keep=1, **inputs)
+        outputs = model(input_ids=ids[:, start:], attention_mask=full_mask, position_ids=positions[:, start:],
+                        past_key_values=prompt.past_key_values, use_cache=True, logits_to_keep=keep - start,
+                        **inputs)
+    else:
+        outputs = model(**inputs, logits_to_keep=keep)
     targets = targets[:, keep]
     loss = F.cross_entropy(outputs.logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="sum")
@@ -193,7 +211,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
                logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
                gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, curve=(), callbacks=(),
-               progress=True, top_layers=None):
+               progress=True, top_layers=None, prompt_grad=True):
     """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
     adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary.
     `curve` (sample counts below the number of samples): the adapter after the first N samples of the
@@ -219,6 +237,8 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int("max_samples", max_samples)
     if top_layers is not None:
         _positive_int("top_layers", top_layers)
+    if prompt_grad not in (True, False):
+        raise ConfigError(f"prompt_grad must be true or false, got {prompt_grad!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
     curve = sorted({_positive_int("curve point", n) for n in curve})
@@ -245,7 +265,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
                 "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": checkpointing,
                 "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {}), "curve": curve,
-                "top_layers": top_layers}
+                "top_layers": top_layers, "prompt_grad": prompt_grad}
     # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
     fingerprint = work / "settings.json"
     if work.exists() and (not fingerprint.exists() or json.loads(fingerprint.read_text()) != settings):
@@ -292,7 +312,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
 
     class TrainedPositionsTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss, outputs = trained_positions_loss(model, inputs, num_items_in_batch)
+            loss, outputs = trained_positions_loss(model, inputs, num_items_in_batch, prompt_grad)
             return (loss, outputs) if return_outputs else loss
 
     trainer = TrainedPositionsTrainer(
@@ -313,7 +333,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         model=str(model_dir), sft=str(sft_path), rank=rank, alpha=alpha, lr=lr, lr_label=lr_label(lr),
         dropout=dropout, modules=modules, epochs=epochs, seed=seed, batch_size=batch_size, grad_accum=grad_accum,
         effective_batch=batch_size * grad_accum, max_length=max_length, max_samples=max_samples,
-        target_modules=targets, top_layers=top_layers, adapted_layers=layers, trainable_params=trainable, total_params=total,
+        target_modules=targets, top_layers=top_layers, prompt_grad=prompt_grad, adapted_layers=layers, trainable_params=trainable, total_params=total,
         trainable_pct=round(100 * trainable / total, 4), **counts, steps=trainer.state.global_step,
         resumed_from_step=resumed_step, seconds=round(seconds, 2),
         final_loss=losses[-1]["loss"] if losses else None, train_loss=result.training_loss,

@@ -78,6 +78,12 @@ class Plan:
                     labels.append(make_label(kind, cd, self.k))
         return labels
 
+    def lora_memory_labels(self, model):
+        """The memory configurations `model`'s selected adapter plays the test games under: every one
+        of memory_labels, or those `lora.eval_memories` names (the CPU default leaves out No Memory)."""
+        wanted = self.lora.get("eval_memories")
+        return [m for m in self.memory_labels(model) if wanted is None or m in wanted]
+
     def k_ablation_labels(self):
         return [
             make_label(kind, True, k) for k in self.config["memory"]["k_ablation"] for kind in ("script", "memp")
@@ -269,7 +275,7 @@ class Plan:
     def lora_eval_targets(self):
         targets = []
         for model in self.lora["models"]:
-            for memory in self.memory_labels(model):
+            for memory in self.lora_memory_labels(model):
                 targets.append(summary_path(TEST_SPLIT, model, "lora", memory))
         for model in self.lora["strategy_models"]:
             for strategy in self.lora["strategies"]:
@@ -330,7 +336,8 @@ class Plan:
             paths = [
                 (
                     summary_path(TEST_SPLIT, m, adapter, label)
-                    if label in self.memory_labels(m) and (adapter == "base" or m in self.lora["models"])
+                    if label in self.memory_labels(m)
+                    and (adapter == "base" or (m in self.lora["models"] and label in self.lora_memory_labels(m)))
                     else None
                 )
                 for m in self.evaluated_models()
@@ -349,7 +356,7 @@ class Plan:
                 summary_path(TEST_SPLIT, m, "lora", memory),
             )
             for m in self.lora["models"]
-            for memory in self.memory_labels(m)
+            for memory in self.lora_memory_labels(m)
         ]
 
     def table5_rows(self):

@@ -58,6 +58,7 @@ TRAIN_PARAMS = dict(
     modules=config["lora"]["modules"],
     dropout=config["lora"]["dropout"],
     top_layers=config["lora"]["top_layers"],
+    prompt_grad=config["lora"]["prompt_grad"],
     scheduler=config["lora"]["scheduler"],
     curve=config["lora"]["curve"],
 )

@@ -58,6 +58,8 @@ BAD = [
     ("unknown-sft-memory", "lora:\n  sft_memory: [none, memp-teacher-k3]\n", "lora.sft_memory[1]", "memp"),
     ("sft-memory-with-reference", "lora:\n  with_reference: true\n  sft_memory: [none, memp-cd-k1]\n",
      "lora.with_reference", "trajectory"),
+    ("adapter-memory-not-evaluated", "lora:\n  eval_memories: [memp-self-k5]\n", "lora.eval_memories",
+     "none, script-self-k2"),
     ("sft-memory-k-above-bank", "lora:\n  sft_memory: [memp-cd-k99999]\n", "lora.sft_memory", "k from 1 to"),
 ]
 

@@ -315,3 +315,36 @@ def test_a_torn_or_unfinished_checkpoint_is_never_resumed(tmp_path):
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-1"]
+
+
+def test_prompt_without_grad_keeps_the_loss(tiny_model_dir, sft_file):
+    # lora.prompt_grad: false runs the prompt before the first trained token without autograd and the
+    # rest on its cached keys and values: the same loss for a padded batch, a gradient that still
+    # reaches the adapter, and the prompt's positions left out of the backward pass.
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
+
+    from duomem.lora import lora_config
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples, _ = encode_sft(tok, read_sft(sft_file)[:3], max_length=4096)
+    batch = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE_INDEX)(examples)
+    first = int((batch["labels"][:, 1:] != IGNORE_INDEX).any(0).nonzero()[0])
+    assert first > 10  # the samples do have a prompt before their first trained token
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(base, lora_config(base.config, 4, dropout=0.0, modules="attention_mlp"))
+    for name, p in model.named_parameters():  # B = 0 at initialisation would hide the prompt's path
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    lora = [p for n, p in model.named_parameters() if p.requires_grad]
+    full, _ = trained_positions_loss(model, batch)
+    cut, outputs = trained_positions_loss(model, batch, prompt_grad=False)
+    assert torch.allclose(cut, full, atol=1e-5)
+    assert outputs.logits.shape[1] == int((batch["labels"][:, 1:] != IGNORE_INDEX).any(0).sum())
+    g_full = torch.autograd.grad(full, lora)
+    g_cut = torch.autograd.grad(cut, lora)
+    assert all(g.abs().sum() > 0 for g in g_cut)
+    assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(g_full, g_cut))
+    with pytest.raises(ConfigError, match="prompt_grad"):
+        train_lora(tiny_model_dir, sft_file, "/nonexistent/x", rank=4, lr=1e-3, prompt_grad="no")

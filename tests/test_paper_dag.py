@@ -162,11 +162,12 @@ def test_one_learning_rate_reruns_only_its_adapters(done_paper, tmp_path):
     assert not {"table6", "table9"} & set(counts)  # teacher statistics, CD ablation: no adapters
 
 
-@pytest.mark.parametrize("setting", [{"gradient_checkpointing": False}, {"dropout": 0.0}, {"top_layers": 20}])
+@pytest.mark.parametrize("setting", [{"gradient_checkpointing": False}, {"dropout": 0.0}, {"top_layers": 20},
+                                     {"prompt_grad": False}])
 def test_training_settings_rerun_only_the_adapters(done_paper, tmp_path, setting):
-    # Gradient checkpointing on -> off, no dropout, LoRA on the top 20 layers: every adapter of every
-    # grid is trained again, so its dev evaluation, every selection and every evaluation with a
-    # selected adapter; nothing else.
+    # Gradient checkpointing on -> off, no dropout, LoRA on the top 20 layers, the prompt without
+    # autograd: every adapter of every grid is trained again, so its dev evaluation, every selection
+    # and every evaluation with a selected adapter; nothing else.
     changed = overlay(tmp_path, "training", {"lora": setting})
     counts, _ = plan(*changed, workdir=done_paper)
     assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0) | {

@@ -1,9 +1,9 @@
 """Held-out loss of a LoRA setting (README, "Training speed"): the SFT file's samples split 24 held out
-/ the rest trained (seeded), one pass (r8 attention + MLP, lr 1e-3 constant, bf16, dropout 0.05) overridden by VARIANT
+/ the rest (or the next N) trained (seeded), one pass (r8 attention + MLP, lr 1e-3 constant, bf16, dropout 0.05) overridden by VARIANT
 (`key=json,...`, e.g. `dropout=0.0,top_layers=15`), then the loss and next-token accuracy on the
 held-out samples' trained (assistant) tokens.
 
-    python docs/measure/train_heldout.py VARIANT      # SFT: results/sft/expert/full.jsonl
+    python docs/measure/train_heldout.py VARIANT [SFT [N]]     # SFT: results/sft/expert/full.jsonl
 """
 
 import sys, json, random, torch
@@ -12,9 +12,11 @@ from duomem.lora import train_lora, encode_sft, IGNORE_INDEX
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
 variant = sys.argv[1]
-recs = [json.loads(l) for l in open("results/sft/expert/full.jsonl")]
+sft = sys.argv[2] if len(sys.argv) > 2 else "results/sft/expert/full.jsonl"
+recs = [json.loads(l) for l in open(sft)]
 idx = list(range(len(recs))); random.Random(1).shuffle(idx)
-held, train = [recs[i] for i in idx[:24]], [recs[i] for i in idx[24:]]
+n = int(sys.argv[3]) if len(sys.argv) > 3 else len(recs) - 24
+held, train = [recs[i] for i in idx[:24]], [recs[i] for i in idx[24:24 + n]]
 Path("results/benchmarks/heldout-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
 kw = dict(rank=8, lr=1e-3, threads=2, max_length=2048, batch_size=1, grad_accum=1, checkpoint_steps=1000,
           logging_steps=4, modules="attention_mlp", scheduler="constant_with_warmup", gradient_checkpointing=False,
