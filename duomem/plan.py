@@ -80,7 +80,7 @@ class Plan:
 
     def lora_memory_labels(self, model):
         """The memory configurations `model`'s selected adapter plays the test games under: every one
-        of memory_labels, or those `lora.eval_memories` names (the CPU default leaves out No Memory)."""
+        of memory_labels, or those `lora.eval_memories` names (e.g. without No Memory: no LoRA alone)."""
         wanted = self.lora.get("eval_memories")
         return [m for m in self.memory_labels(model) if wanted is None or m in wanted]
 
