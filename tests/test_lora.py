@@ -348,3 +348,49 @@ def test_prompt_without_grad_keeps_the_loss(tiny_model_dir, sft_file):
     assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(g_full, g_cut))
     with pytest.raises(ConfigError, match="prompt_grad"):
         train_lora(tiny_model_dir, sft_file, "/nonexistent/x", rank=4, lr=1e-3, prompt_grad="no")
+
+
+def test_prompt_grad_from_the_task_message(tiny_model_dir, tmp_path):
+    # lora.prompt_grad: task runs only the context before the task message (system prompt, reference
+    # trajectory) without autograd: the same loss as the full pass, a gradient unlike both the full
+    # one and prompt_grad: false's (the task's own tokens keep their paths), and a context count that
+    # ends exactly where the task message begins; a batch padded on either side (a padded row's
+    # context ends earlier in the batch: the cut is the earliest row's, so no task token loses it).
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
+
+    from duomem.lora import lora_config
+    from duomem.prompts import SYSTEM_PROMPT
+
+    reference = [{"role": "user", "content": "You are in room 9.\n\nYour task is to: put a cup in shelf."},
+                 {"role": "assistant", "content": "Thought: the cup is on the desk.\nAction: go to desk 1"}]
+    records = []
+    for n, extra in ((0, ""), (1, " Then look around the whole room first.")):
+        t = trajectory(n, 2)
+        t["messages"][0]["content"] += extra
+        records.append({"messages": [{"role": "system", "content": SYSTEM_PROMPT}] + reference + t["messages"],
+                        "train_on": [4, 6]})
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples, _ = encode_sft(tok, records, max_length=4096, context=True)
+    for r, e in zip(records, examples):
+        context = tok.decode(e["input_ids"][:e["context"]])
+        assert context.endswith("go to desk 1<|im_end|>\n") and "put a mug" not in context
+        assert tok.decode(e["input_ids"][e["context"]:]).startswith("<|im_start|>user\nYou are in room")
+    assert encode_sft(tok, records, max_length=50, context=True)[0] == []  # cut before any trained token
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(base, lora_config(base.config, 4, dropout=0.0, modules="attention_mlp"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    lora = [p for n, p in model.named_parameters() if p.requires_grad]
+    for side in ("right", "left"):
+        tok.padding_side = side
+        batch = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE_INDEX)(examples)
+        losses = {pg: trained_positions_loss(model, batch, prompt_grad=pg)[0] for pg in (True, "task", False)}
+        assert torch.allclose(losses["task"], losses[True], atol=1e-5)
+        assert torch.allclose(losses[False], losses[True], atol=1e-5)
+        g = {pg: torch.autograd.grad(loss, lora) for pg, loss in losses.items()}
+        assert all(x.abs().sum() > 0 for x in g["task"])
+        for other in (True, False):
+            assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(g["task"], g[other]))

@@ -154,15 +154,16 @@ def test_cpu_default(cpu):
     assert cpu.eval_targets() == [summary_path(TEST_SPLIT, student, "base", m)
                                   for m in ("none", "memp-self-k3", "memp-cd-k3")] + [
         summary_path(TEST_SPLIT, "expert")]
+    # lora.eval_memories: the CPU default plays the adapter under MemP (+LoRA) and MemP+CD (DuoMem)
+    # only, no LoRA alone; table 4's rows follow, table 1's +LoRA and DuoMem columns stay
     assert cpu.lora_eval_targets() == [summary_path(TEST_SPLIT, student, "lora", m)
-                                       for m in ("none", "memp-self-k3", "memp-cd-k3")]
-    assert [r[1] for r in cpu.table4_rows()] == ["none", "memp-self-k3", "memp-cd-k3"]
-    # lora.eval_memories narrows the adapter's test evaluations (here: no LoRA alone), and with them
-    # table 4's rows; table 1's +LoRA and DuoMem columns stay
-    narrow = Plan({**cpu.config, "lora": {**cpu.lora, "eval_memories": ["memp-self-k3", "memp-cd-k3"]}})
-    assert narrow.lora_eval_targets() == cpu.lora_eval_targets()[1:]
-    assert [r[1] for r in narrow.table4_rows()] == ["memp-self-k3", "memp-cd-k3"]
-    assert [narrow.table1_columns()[c][0] for c in ("lora", "duomem")] == cpu.lora_eval_targets()[1:]
+                                       for m in ("memp-self-k3", "memp-cd-k3")]
+    assert [r[1] for r in cpu.table4_rows()] == ["memp-self-k3", "memp-cd-k3"]
+    assert [cpu.table1_columns()[c][0] for c in ("lora", "duomem")] == cpu.lora_eval_targets()
+    every = Plan({**cpu.config, "lora": {**cpu.lora, "eval_memories": None}})  # null: every memory label
+    assert every.lora_eval_targets() == [summary_path(TEST_SPLIT, student, "lora", m)
+                                         for m in ("none", "memp-self-k3", "memp-cd-k3")]
+    assert [r[1] for r in every.table4_rows()] == ["none", "memp-self-k3", "memp-cd-k3"]
     assert cpu.grid_labels("full") == ["full-r8-lr1e-03"]  # one adapter: the 60-minute budget has no room for two
     # the learning curve: the base model, the adapter after 64 and 128 samples and the whole adapter
     # on the dev games under the selection's MemP+CD; its last point is the selection's own evaluation
@@ -251,11 +252,11 @@ def test_cpu_engines_stay_in_the_jobs():
     cpu = Plan(config)
     model = "smollm2-135m-instruct"
     assert not cpu.shares_engine(model, "base") and not cpu.shares_engine("expert", "base")
-    # 11 evaluations, the expert's needs none: 3 base + 3 adapter on test, 4 learning-curve points on dev
-    assert cpu.engines() == [] and cpu.engine_startups() == {model: 10}
+    # 10 evaluations, the expert's needs none: 3 base + 2 adapter on test, 4 learning-curve points on dev
+    assert cpu.engines() == [] and cpu.engine_startups() == {model: 9}
     config["models"][model]["gpus"] = 1
-    # test: base, adapter x 3 memories; dev: base, the adapter and its 2 curve points (each merged)
-    assert Plan(config).engine_startups() == {model: 1 + 3 + 1 + 3}
+    # test: base, adapter x 2 memories; dev: base, the adapter and its 2 curve points (each merged)
+    assert Plan(config).engine_startups() == {model: 1 + 2 + 1 + 3}
     config["vllm"]["merge_lora"] = False
     assert Plan(config).serves_adapters(model) and Plan(config).engine_startups() == {model: 2}  # test, dev
 
