@@ -225,12 +225,15 @@ def _curve_callback(curve, samples_per_step, folder):
 def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, seed=0, threads=1,
                max_samples=None, max_length=4096, batch_size=4, grad_accum=4, checkpoint_steps=200,
                logging_steps=10, dropout=0.05, modules="attention", warmup_ratio=0.03, scheduler="cosine",
-               gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, curve=(), callbacks=(),
+               decay_ratio=0.2, gradient_checkpointing="auto", bf16="auto", chat_template_kwargs=None, curve=(), callbacks=(),
                progress=True, top_layers=None, prompt_grad=True):
     """Train one LoRA adapter on an SFT file; write out_dir/{adapter_config.json,
     adapter_model.safetensors, trainer_log.json, train_summary.json}; return the summary.
     `curve` (sample counts below the number of samples): the adapter after the first N samples of the
     first epoch also goes to out_dir/curve/nN (the learning curve's points).
+    `scheduler="warmup_stable_decay"`: the learning rate stays constant after warm-up, then falls
+    linearly over the last `decay_ratio` of the steps (n steps: lr, (n-1)/n lr, ..., lr/n); curve
+    points before the fall are what a constant-lr run of N samples gives, the final adapter is annealed.
 
     `gradient_checkpointing` and `bf16` ("auto": on when a GPU trains) are what lets an 8-12B student
     train on 8,192-token histories in one GPU's memory (README, "Expected peak memory"): the base
@@ -254,6 +257,8 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int("top_layers", top_layers)
     if prompt_grad not in (True, False, "task"):
         raise ConfigError(f"prompt_grad must be true, false or task, got {prompt_grad!r}")
+    if isinstance(decay_ratio, bool) or not isinstance(decay_ratio, (int, float)) or not 0 < decay_ratio <= 1:
+        raise ConfigError(f"decay_ratio must be a number in (0, 1], got {decay_ratio!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
     curve = sorted({_positive_int("curve point", n) for n in curve})
@@ -279,6 +284,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
                 "epochs": epochs, "seed": seed, "max_samples": max_samples, "max_length": max_length,
                 "batch_size": batch_size, "grad_accum": grad_accum, "dropout": dropout, "modules": modules,
                 "warmup_ratio": warmup_ratio, "scheduler": scheduler, "gradient_checkpointing": checkpointing,
+                **({"decay_ratio": decay_ratio} if scheduler == "warmup_stable_decay" else {}),
                 "bf16": bf16, "chat_template_kwargs": dict(chat_template_kwargs or {}), "curve": curve,
                 "top_layers": top_layers, "prompt_grad": prompt_grad}
     # Checkpoints of other settings must never be resumed: the work folder carries a fingerprint.
@@ -303,6 +309,11 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         raise ConfigError(f"learning-curve point {curve[-1]} is not below the {len(examples)} training samples of "
                           f"{sft_path}: the last point is the adapter itself (lower lora.curve or collect more)")
 
+    schedule_kwargs = {}
+    if scheduler == "warmup_stable_decay":  # transformers wants the decay as a step count
+        steps = math.ceil(math.ceil(len(examples) / batch_size) / grad_accum) * epochs
+        schedule_kwargs = {"num_decay_steps": max(1, round(decay_ratio * steps)), "decay_type": "linear"}
+
     set_seed(seed)  # before the adapter exists: its initialisation is seeded too
     # The frozen base weights in bf16 wherever bf16 runs (a CPU too: 13 % more tokens/s than fp32
     # weights under autocast, README "Measured"); peft keeps the adapter's own weights in fp32.
@@ -318,6 +329,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     args = TrainingArguments(
         output_dir=str(work), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         learning_rate=lr, num_train_epochs=epochs, lr_scheduler_type=scheduler, warmup_steps=warmup_ratio,
+        lr_scheduler_kwargs=schedule_kwargs,
         logging_steps=logging_steps, save_strategy="steps", save_steps=checkpoint_steps, save_total_limit=2,
         seed=seed, data_seed=seed, bf16=bf16, use_cpu=not cuda, report_to="none", disable_tqdm=not progress,
         remove_unused_columns=False, dataloader_num_workers=0,

@@ -60,6 +60,12 @@ TRAIN_PARAMS = dict(
     top_layers=config["lora"]["top_layers"],
     prompt_grad=config["lora"]["prompt_grad"],
     scheduler=config["lora"]["scheduler"],
+    # only the schedule that uses it: another value must not rerun a cosine run
+    decay_ratio=(
+        config["lora"]["decay_ratio"]
+        if config["lora"]["scheduler"] == "warmup_stable_decay"
+        else None
+    ),
     curve=config["lora"]["curve"],
 )
 

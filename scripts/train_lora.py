@@ -4,7 +4,7 @@ from duomem.policies import template_kwargs
 
 KEYS = ("alpha", "epochs", "seed", "max_samples", "max_length", "batch_size", "grad_accum", "checkpoint_steps",
         "logging_steps", "dropout", "modules", "warmup_ratio", "scheduler", "gradient_checkpointing", "bf16",
-        "curve", "top_layers", "prompt_grad")
+        "curve", "top_layers", "prompt_grad", "decay_ratio")
 
 
 def main(sm):

@@ -90,6 +90,22 @@ def test_learning_curve_points_are_the_adapter_after_n_samples(tiny_model_dir, s
         train_lora(tiny_model_dir, sft_file, tmp_path / "x", **{**FAST, "curve": [9]})
 
 
+def test_warmup_stable_decay_holds_the_rate_then_anneals_it(tiny_model_dir, sft_file, tmp_path):
+    """lora.scheduler warmup_stable_decay: constant after warm-up, then linearly down over the last
+    decay_ratio of the steps (here 2 of 5); curve points before the fall keep their meaning."""
+    out = tmp_path / "wsd"
+    summary = train_lora(tiny_model_dir, sft_file, out, **{**FAST, "scheduler": "warmup_stable_decay",
+                                                           "decay_ratio": 0.4, "warmup_ratio": 0, "curve": [4]})
+    rates = [e["learning_rate"] for e in json.loads((out / "trainer_log.json").read_text())["loss_curve"]]
+    # 3 stable steps, then 2 decay steps at 1 - 0/2 and 1 - 1/2 of lr (transformers' linear decay
+    # starts from the full rate); a constant schedule would log 1e-3 five times
+    assert rates == [pytest.approx(r) for r in (1e-3, 1e-3, 1e-3, 1e-3, 0.5e-3)]
+    assert summary["curve"] == [4]
+    with pytest.raises(ConfigError, match=r"decay_ratio must be a number in \(0, 1\]"):
+        train_lora(tiny_model_dir, sft_file, tmp_path / "x", **{**FAST, "scheduler": "warmup_stable_decay",
+                                                                "decay_ratio": 0})
+
+
 def test_loss_curve_has_an_entry_per_logging_step(trained):
     out, summary = trained
     log = json.loads((out / "trainer_log.json").read_text())

@@ -163,7 +163,8 @@ def test_one_learning_rate_reruns_only_its_adapters(done_paper, tmp_path):
 
 
 @pytest.mark.parametrize("setting", [{"gradient_checkpointing": False}, {"dropout": 0.0}, {"top_layers": 20},
-                                     {"prompt_grad": False}, {"prompt_grad": "task"}])
+                                     {"prompt_grad": False}, {"prompt_grad": "task"},
+                                     {"scheduler": "warmup_stable_decay"}])
 def test_training_settings_rerun_only_the_adapters(done_paper, tmp_path, setting):
     # Gradient checkpointing on -> off, no dropout, LoRA on the top 20 layers, the prompt without
     # autograd: every adapter of every grid is trained again, so its dev evaluation, every selection
@@ -174,6 +175,13 @@ def test_training_settings_rerun_only_the_adapters(done_paper, tmp_path, setting
         "train_lora": DEV_EVALS, "select_adapter": LORA_MODELS, "select_strategy_adapter": 2,
         "evaluate": DEV_EVALS + LORA_EVALS, "engine": 2 * LORA_MODELS,
     }
+
+
+def test_decay_ratio_reruns_nothing_under_another_schedule(done_paper, tmp_path):
+    # lora.decay_ratio belongs to warmup_stable_decay only: under the paper's cosine it reruns nothing.
+    changed = overlay(tmp_path, "decay", {"lora": {"decay_ratio": 0.5}})
+    counts, _ = plan(*changed, workdir=done_paper)
+    assert pipeline(counts) == dict.fromkeys(PIPELINE_RULES, 0)
 
 
 def test_teacher_sampling_reruns_only_the_collection_and_what_reads_it(done_paper, tmp_path):
