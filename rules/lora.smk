@@ -60,14 +60,12 @@ TRAIN_PARAMS = dict(
     top_layers=config["lora"]["top_layers"],
     prompt_grad=config["lora"]["prompt_grad"],
     scheduler=config["lora"]["scheduler"],
-    # only the schedule that uses it: another value must not rerun a cosine run
-    decay_ratio=(
-        config["lora"]["decay_ratio"]
-        if config["lora"]["scheduler"] == "warmup_stable_decay"
-        else None
-    ),
     curve=config["lora"]["curve"],
 )
+# Only for the schedule that uses it: under any other, neither its value nor its arrival in this
+# version reruns an adapter (params_signature names every key).
+if config["lora"]["scheduler"] == "warmup_stable_decay":
+    TRAIN_PARAMS["decay_ratio"] = config["lora"]["decay_ratio"]
 
 
 rule train_lora:
