@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .io import write_json_atomic
 from .provenance import provenance, sha256_file
-from .sft import IGNORE_INDEX, STRATEGIES, context_tokens, read_sft, tokenize_sample
+from .sft import IGNORE_INDEX, STRATEGIES, read_sft, tokenize_sample
 
 MODULE_SETS = {
     "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -99,20 +99,15 @@ def _positive_int(name, value):
     return value
 
 
-def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None, context=False):
+def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
     """Token ids + loss labels per record (one sequence, or one per trained turn where the template
     needs it: sft.tokenize_sample). A sequence longer than max_length is cut on the right (its later
-    turns lose their loss); one left without any trained token is dropped. context=True adds
-    "context": the number of leading tokens placed before the task (sft.context_tokens; 0 for a
-    record split per turn)."""
+    turns lose their loss); one left without any trained token is dropped."""
     examples, truncated, dropped, split = [], 0, 0, 0
     for r in records:
         sequences = tokenize_sample(tokenizer, r["messages"], r["train_on"], chat_template_kwargs)
         split += len(sequences) > 1
         for ex in sequences:
-            if context:
-                ex["context"] = (context_tokens(tokenizer, r["messages"], r["train_on"], ex["input_ids"],
-                                                chat_template_kwargs) if len(sequences) == 1 else 0)
             if len(ex["input_ids"]) > max_length:
                 truncated += 1
                 ex = {k: v[:max_length] if isinstance(v, list) else min(v, max_length) for k, v in ex.items()}
@@ -163,25 +158,18 @@ def trained_positions_loss(model, inputs, num_items_in_batch=None, prompt_grad=T
     prompt_grad=False: the prompt before the first trained token (system prompt, memory, task, first
     observation) goes forward without autograd, and the rest attends to its keys and values from
     the cache. The loss is the same; the gradient leaves out the paths through the prompt's own
-    hidden states, and the backward pass skips those positions (README, "Training speed").
-    prompt_grad="task": the same for the context before the task only (inputs["context"] tokens a
-    row: system prompt, reference trajectory); the task message, its scripts and the first
-    observation keep their gradient."""
+    hidden states, and the backward pass skips those positions (README, "Training speed")."""
     import torch
     import torch.nn.functional as F
 
     inputs = dict(inputs)
     targets = inputs.pop("labels")[:, 1:]
-    context = inputs.pop("context", None)
     keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(1)  # positions whose next token is trained
     ids, mask = inputs["input_ids"], inputs.get("attention_mask")
     full_mask = torch.ones_like(ids) if mask is None else mask
     start = 0
     if prompt_grad is False and len(keep):
         start = int(keep[0])
-    elif prompt_grad == "task" and context is not None and len(keep):
-        leading_pad = (full_mask.cumsum(-1) == 0).sum(-1)  # left padding shifts each row's context
-        start = min(int((leading_pad + torch.as_tensor(context)).min()), int(keep[0]))
     if start > 0:
         inputs.pop("input_ids"), inputs.pop("attention_mask", None)
         positions = (full_mask.long().cumsum(-1) - 1).clamp(min=0)  # right or left padding alike
@@ -255,8 +243,8 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
         _positive_int("max_samples", max_samples)
     if top_layers is not None:
         _positive_int("top_layers", top_layers)
-    if prompt_grad not in (True, False, "task"):
-        raise ConfigError(f"prompt_grad must be true, false or task, got {prompt_grad!r}")
+    if prompt_grad not in (True, False):
+        raise ConfigError(f"prompt_grad must be true or false, got {prompt_grad!r}")
     if isinstance(decay_ratio, bool) or not isinstance(decay_ratio, (int, float)) or not 0 < decay_ratio <= 1:
         raise ConfigError(f"decay_ratio must be a number in (0, 1], got {decay_ratio!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -302,7 +290,7 @@ def train_lora(model_dir, sft_path, out_dir, *, rank, lr, alpha=None, epochs=1, 
     if max_samples is not None and max_samples < len(records):  # a seeded subset across all task types
         keep = sorted(random.Random(seed).sample(range(len(records)), max_samples))
         records = [records[i] for i in keep]
-    examples, counts = encode_sft(tokenizer, records, max_length, chat_template_kwargs, context=prompt_grad == "task")
+    examples, counts = encode_sft(tokenizer, records, max_length, chat_template_kwargs)
     if not examples:
         raise ConfigError(f"no SFT sample of {sft_path} keeps a trained token within max_length={max_length}")
     if curve and curve[-1] >= len(examples):

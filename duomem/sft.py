@@ -234,20 +234,6 @@ def tokenize_sample(tokenizer, messages, train_on, chat_template_kwargs=None):
                 for i in sorted(train_on)]
 
 
-def context_tokens(tokenizer, messages, train_on, input_ids, chat_template_kwargs=None):
-    """How many leading tokens of a sample's sequence are context placed before its task: everything
-    the template renders before the user message that opens the first trained turn (the system
-    prompt and, under MemP, the reference trajectory). That message (the task, its scripts, the first
-    observation) and all after it are not counted. 0 where the rendered context is not a token
-    prefix of the whole sequence (the training then keeps the gradient through every prompt token)."""
-    first = min(train_on)
-    if first < 2:
-        return 0
-    text = tokenizer.apply_chat_template(messages[:first - 1], tokenize=False, **dict(chat_template_kwargs or {}))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return len(ids) if ids == list(input_ids[:len(ids)]) else 0
-
-
 PROBE_TURNS = [{"role": "user", "content": "You are in a room.\n\nYour task is to: look."},
                {"role": "assistant", "content": "Thought: I look.\nAction: look"},
                {"role": "user", "content": "You see a desk 1."},

@@ -163,7 +163,7 @@ def test_one_learning_rate_reruns_only_its_adapters(done_paper, tmp_path):
 
 
 @pytest.mark.parametrize("setting", [{"gradient_checkpointing": False}, {"dropout": 0.0}, {"top_layers": 20},
-                                     {"prompt_grad": False}, {"prompt_grad": "task"},
+                                     {"prompt_grad": False},
                                      {"scheduler": "warmup_stable_decay"}])
 def test_training_settings_rerun_only_the_adapters(done_paper, tmp_path, setting):
     # Gradient checkpointing on -> off, no dropout, LoRA on the top 20 layers, the prompt without
