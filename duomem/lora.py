@@ -110,7 +110,7 @@ def encode_sft(tokenizer, records, max_length, chat_template_kwargs=None):
         for ex in sequences:
             if len(ex["input_ids"]) > max_length:
                 truncated += 1
-                ex = {k: v[:max_length] if isinstance(v, list) else min(v, max_length) for k, v in ex.items()}
+                ex = {k: v[:max_length] for k, v in ex.items()}
                 if all(label == IGNORE_INDEX for label in ex["labels"]):
                     dropped += 1
                     continue
