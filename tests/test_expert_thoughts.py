@@ -1,6 +1,6 @@
 """The expert's reasoned thoughts (duomem.policies.expert.reasoned_thought): written from the
 handcoded expert's state (duomem.env.expert_state), they say the plan, what it looks for, where it
-goes next and which receptacle classes follow, where it saw what it needs, and the next part of
+goes now and after that, which receptacle classes follow, where it saw what it needs, and the next part of
 the task. Checked on made-up states and against what the expert then does on real train games."""
 
 import re
@@ -32,9 +32,14 @@ def test_the_first_turn_states_the_plan_of_each_task_type():
     assert reasoned_thought("look", _state()) == "I look around."
 
 
-def test_a_search_step_names_the_next_receptacle_and_the_classes_after_its_own():
+def test_a_search_step_names_this_receptacle_the_one_after_it_and_the_classes_after_those():
     s = _state(to_check=["shelf 2", "shelf 1", "desk 2", "desk 1", "bed 1", "drawer 2", "garbagecan 1"])
-    assert reasoned_thought("go to shelf 2", s) == "I look for a pen. Next: shelf 2; then desk, bed, drawer."
+    assert reasoned_thought("go to shelf 2", s) == "I look for a pen. Next: shelf 2, then shelf 1; later desk, bed."
+    # the last instance of a class: the one after it is the next class's highest, named in full
+    s = _state(to_check=["shelf 1", "desk 2", "desk 1", "bed 1", "drawer 2", "garbagecan 1"])
+    assert reasoned_thought("go to shelf 1", s) == "I look for a pen. Next: shelf 1, then desk 2; later bed, drawer."
+    s = _state(to_check=["desk 1", "bed 1"])
+    assert reasoned_thought("go to desk 1", s) == "I look for a pen. Next: desk 1, then bed 1."
     s = _state(to_check=["bed 1"])
     assert reasoned_thought("go to bed 1", s) == "I look for a pen. Next: bed 1."
     # a place it has seen the target at: go straight there
@@ -72,21 +77,21 @@ def test_real_games_the_thought_says_where_the_expert_goes_and_what_comes_next(d
         assert turns[0]["completion"].startswith("Thought: I need to find and take a ")
         for i, t in enumerate(turns):
             thought = t["completion"].split("\nAction:")[0]
-            m = re.match(r"Thought: I look for a (\w+)\. Next: ([\w ]+?)(?:; then ([\w, ]+))?\.$", thought)
+            m = re.match(r"Thought: I look for a (\w+)\. Next: ([\w ]+?)(?:, then ([\w ]+?))?(?:; later [\w, ]+)?\.$",
+                         thought)
             if not m:
                 continue
             assert t["action"] == f"go to {m.group(2)}"
             assert m.group(1) in r["task"] or m.group(1) == "desklamp"
             if not m.group(3):
                 continue
-            # the next class it goes to, within this search, is the first one the thought named
+            # where it goes next, within this search, is the receptacle the thought named after this one
             # (unless the expert re-plans: alfworld's plays "look" for a command it cannot send)
-            here = m.group(2).rsplit(" ", 1)[0]
             for later in turns[i + 1:]:
                 if later["action"].split()[0] in ("take", "look", "examine", "inventory", "help"):
                     break
-                if later["action"].startswith("go to ") and later["action"].split()[2] != here:
+                if later["action"].startswith("go to "):
                     checked += 1
-                    followed += later["action"].split()[2] == m.group(3).split(", ")[0]
+                    followed += later["action"] == f"go to {m.group(3)}"
                     break
     assert checked >= 10 and followed >= 0.9 * checked

@@ -70,14 +70,21 @@ def plan_thought(s):
 
 
 def _search_thought(target, place, s):
-    """A search step: what it looks for, where next, which receptacle classes come after this one's."""
+    """A search step: what it looks for, where it goes now, the receptacle it checks after this one
+    (by name, so that the next search step copies it from here instead of working it out from the
+    room's list: the 135M student looped back to "drawer 2" after "drawer 1" when the thought named
+    only classes), and the receptacle classes after those two."""
+    rest = [name for name in s["to_check"] if name != place]
+    if not rest:
+        return f"I look for a {target}. Next: {place}."
+    after = rest[0]
     later = []
-    for name in s["to_check"]:
+    for name in rest[1:]:
         c = _cls(name)
-        if c != _cls(place) and c not in later:
+        if c not in (_cls(place), _cls(after)) and c not in later:
             later.append(c)
-    then = f"; then {', '.join(later[:3])}" if later else ""
-    return f"I look for a {target}. Next: {place}{then}."
+    tail = f"; later {', '.join(later[:2])}" if later else ""
+    return f"I look for a {target}. Next: {place}, then {after}{tail}."
 
 
 def reasoned_thought(action, s):
