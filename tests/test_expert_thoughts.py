@@ -8,7 +8,7 @@ import re
 from duomem.agent import run_episodes
 from duomem.data import build_manifest
 from duomem.env import EnvPool
-from duomem.policies.expert import ExpertPolicy, plan_thought, reasoned_thought
+from duomem.policies.expert import ExpertPolicy, plan_thought, reasoned_thought, task_text
 
 
 def _state(**kw):
@@ -29,6 +29,19 @@ def test_the_first_turn_states_the_plan_of_each_task_type():
         _state(task_type="look_at_obj_in_light", place="", light="desklamp"))
     assert "second pen" in plan_thought(_state(task_type="pick_two_obj_and_place"))
     assert reasoned_thought("look", _state(first=True)) == plan_thought(_state())
+    # where the policy read the task, the plan repeats it word for word first
+    assert plan_thought(_state(task="put some pen on drawer")) == \
+        "Task: put some pen on drawer. Plan: take a pen, then put it in/on a drawer."
+    assert plan_thought(_state(task_type="pick_two_obj_and_place", task="put two pen in drawer")) == \
+        "Task: put two pen in drawer. Plan: take a pen, put it in/on a drawer, then a second pen."
+
+
+def test_the_task_is_read_from_the_latest_message_that_states_one():
+    reference = {"role": "user", "content": "You are in a room.\n\nYour task is to: heat some apple and put it in garbagecan."}
+    own = {"role": "user", "content": "You are in a kitchen.\n\nYour task is to: put a hot mug in cabinet.\n\nScripts: ..."}
+    assert task_text([reference, {"role": "assistant", "content": "Thought: x\nAction: look"}, own]) == \
+        "put a hot mug in cabinet"
+    assert task_text([{"role": "user", "content": "You arrive at shelf 1."}]) == ""
     assert reasoned_thought("look", _state()) == "I look around."
 
 
@@ -74,7 +87,7 @@ def test_real_games_the_thought_says_where_the_expert_goes_and_what_comes_next(d
     checked = followed = 0
     for r in records:
         turns = r["turns"]
-        assert turns[0]["completion"].startswith("Thought: I need to find and take a ")
+        assert turns[0]["completion"].startswith(f"Thought: Task: {r['task']}. Plan: take a ")
         for i, t in enumerate(turns):
             thought = t["completion"].split("\nAction:")[0]
             m = re.match(r"Thought: I look for a (\w+)\. Next: ([\w ]+?)(?:, then ([\w ]+?))?(?:; later [\w, ]+)?\.$",

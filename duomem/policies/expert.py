@@ -58,15 +58,34 @@ def _after_take(s):
 
 
 def plan_thought(s):
-    """The first turn: the task's steps, as ReAct's ALFWorld demonstrations begin."""
+    """The first turn: the task's steps, as ReAct's ALFWorld demonstrations begin. It first repeats
+    the task word for word (`s["task"]`, where the policy read it): the object and place of the plan
+    then stand a few tokens back, and the 135M student, which wrote the MemP reference trajectory's
+    ("heat some apple and put it in garbagecan") into its plan for "put a hot mug in cabinet", copies
+    them from its own task instead."""
     obj, place = s["object"], s["place"]
+    # without the task (a state from elsewhere) the plan keeps its first words; with it, a shorter
+    # "Plan:" keeps the turn within the CPU default's 48 new tokens
+    start = f"Task: {s['task']}. Plan: take a {obj}" if s.get("task") else f"I need to find and take a {obj}"
     if s["task_type"] == "look_at_obj_in_light":
-        return f"I need to find and take a {obj}, then find a {s['light']} and use it."
+        return f"{start}, then find a {s['light']} and use it."
     if s["task_type"] == "pick_two_obj_and_place":
-        return f"I need to find and take a {obj}, put it in/on a {place}, then do the same with a second {obj}."
+        return f"{start}, put it in/on a {place}, then a second {obj}."
     tool = _TASK_TOOL.get(s["task_type"])
     middle = f", {_TOOL_VERB[tool]} it with a {tool}" if tool else ""
-    return f"I need to find and take a {obj}{middle}, then put it in/on a {place}."
+    return f"{start}{middle}, then put it in/on a {place}."
+
+
+_TASK_LINE = re.compile(r"Your task is to: ([^\n]+?)\.?\s*$", re.M)
+
+
+def task_text(conversation):
+    """The task as the environment worded it, from the latest message that states one."""
+    for message in reversed(conversation):
+        m = _TASK_LINE.search(message["content"])
+        if m:
+            return m.group(1)
+    return ""
 
 
 def _search_thought(target, place, s):
@@ -153,6 +172,8 @@ class ExpertPolicy(Policy):
             plan = info.get("expert_plan") or []
             action = plan[0] if plan else "look"
             state = info.get("expert_state")
+            if state and state.get("first"):
+                state = dict(state, task=task_text(conversation))
             thought = reasoned_thought(action, state) if state else expert_thought(action)
             if conversation and conversation[-1]["content"].strip() == NOTHING_HAPPENS:
                 # only after an injected mistake (duomem.policies.perturbed): say what went wrong
